@@ -1,0 +1,37 @@
+# Thin interface: every target calls `uv run …`. uv is installed into .tools/ if it is not on PATH.
+SHELL := /bin/bash
+export UV_PYTHON_DOWNLOADS := never
+export UV_PYTHON ?= python3
+UV_VERSION := 0.13.9
+UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
+
+.PHONY: setup up test lint typecheck pytest bench clean
+
+setup: $(UV)
+	$(UV) sync --all-packages --locked --quiet
+
+.tools/bin/uv:
+	python3 -m venv .tools
+	.tools/bin/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+
+up: setup
+	$(UV) run --no-sync nightshift up
+
+lint: setup
+	$(UV) run --no-sync ruff format --check .
+	$(UV) run --no-sync ruff check .
+
+typecheck: setup
+	$(UV) run --no-sync mypy libs services tests bench
+
+pytest: setup
+	$(UV) run --no-sync pytest
+
+test: lint typecheck pytest
+
+bench: setup
+	$(UV) run --no-sync python bench/throughput.py
+	$(UV) run --no-sync python bench/users_maintenance.py
+
+clean:
+	rm -rf var .venv .tools

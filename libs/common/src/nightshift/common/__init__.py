@@ -1,0 +1,1 @@
+"""Nightshift's shared library: what every service builds on."""

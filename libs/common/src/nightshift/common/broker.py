@@ -1,0 +1,100 @@
+"""The broker factory: one place that declares the whole middleware stack.
+
+Dramatiq's defaults are not relied on; the order below matters because
+after-hooks run in reverse: the retry decision is taken first, then recorded,
+counted and traced.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dramatiq
+from dramatiq.middleware import (
+    AgeLimit,
+    Callbacks,
+    CurrentMessage,
+    Middleware,
+    Pipelines,
+    ShutdownNotifications,
+    TimeLimit,
+)
+from prometheus_client import CollectorRegistry
+
+from nightshift.common.db.engine import make_engine
+from nightshift.common.encoder import install_encoder
+from nightshift.common.middleware.dead_letter_reasons import DeadLetterReasons
+from nightshift.common.middleware.job_records import JobRecords
+from nightshift.common.middleware.liveness import WorkerLiveness
+from nightshift.common.middleware.metrics import Metrics
+from nightshift.common.middleware.retries import ScheduledRetries
+from nightshift.common.middleware.tracing import Tracing
+from nightshift.common.records import RecordWriter
+from nightshift.common.redis_broker import NightshiftRedisBroker
+from nightshift.common.settings import CommonSettings
+
+
+def middleware_stack(
+    settings: CommonSettings, *, writer: RecordWriter, registry: CollectorRegistry
+) -> list[Middleware]:
+    """Every middleware a Nightshift broker runs, in order."""
+    return [
+        AgeLimit(),
+        TimeLimit(time_limit=settings.task_time_limit_ms),
+        ShutdownNotifications(),
+        CurrentMessage(),
+        Callbacks(),
+        Pipelines(),
+        Tracing(),
+        Metrics(registry=registry),
+        JobRecords(writer=writer),
+        DeadLetterReasons(),
+        ScheduledRetries(delays_ms=settings.retry_delays_ms),
+        WorkerLiveness(interval_ms=settings.recovery_interval_ms),
+    ]
+
+
+def build_broker(
+    settings: CommonSettings,
+    *,
+    writer: RecordWriter | None = None,
+    registry: CollectorRegistry | None = None,
+    set_global: bool = True,
+    **options: Any,
+) -> NightshiftRedisBroker:
+    """A Redis broker on the broker database with Nightshift's full middleware stack.
+
+    Parameters:
+      writer: Where job records go (a new one on ``DATABASE_URL`` by default).
+      registry: Where metrics go (a new registry by default, kept as ``broker.metrics_registry``).
+      set_global: Make it Dramatiq's global broker, as actors declared later expect.
+    """
+    install_encoder()
+    registry = registry or CollectorRegistry()
+    writer = writer or RecordWriter(
+        make_engine(settings.database_url, pool_size=2, application_name="nightshift-records"),
+        flush_interval_ms=settings.record_flush_interval_ms,
+    )
+    broker = NightshiftRedisBroker(
+        url=settings.broker_url,
+        middleware=middleware_stack(settings, writer=writer, registry=registry),
+        heartbeat_timeout=settings.heartbeat_timeout_ms,
+        **options,
+    )
+    broker.metrics_registry = registry
+    broker.record_writer = writer
+    if set_global:
+        dramatiq.set_broker(broker)
+    return broker
+
+
+def find_middleware(broker: dramatiq.Broker, kind: type[Middleware]) -> Any:
+    """The broker's middleware of type *kind*.
+
+    Raises:
+      LookupError: When the stack has none.
+    """
+    for middleware in broker.middleware:
+        if isinstance(middleware, kind):
+            return middleware
+    raise LookupError(f"no {kind.__name__} middleware on this broker")

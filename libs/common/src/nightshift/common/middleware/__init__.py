@@ -1,0 +1,1 @@
+"""Nightshift's own Dramatiq middleware; the full stack is assembled in :mod:`nightshift.common.broker`."""

@@ -1,0 +1,154 @@
+"""Job records and audit entries for every message, off the hot path."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from typing import Any
+
+import dramatiq
+from dramatiq.broker import MessageProxy
+from dramatiq.common import q_name
+from dramatiq.middleware import Middleware
+
+from nightshift.common.records import AuditEntry, JobEvent, RecordWriter
+
+#: How many characters of an error are kept on the record.
+ERROR_MAX_CHARS = 2000
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def describe_error(error: BaseException | None) -> str | None:
+    if error is None:
+        return None
+    return f"{type(error).__name__}: {error}"[:ERROR_MAX_CHARS]
+
+
+class JobRecords(Middleware):
+    """Record each message's status (queued, running, retrying, done, dead) and each attempt.
+
+    Must come before :class:`ScheduledRetries` in the stack: after-hooks run in
+    reverse order, so this one then sees whether the message was failed.
+
+    Parameters:
+      writer: The buffered writer the records go to.
+    """
+
+    def __init__(self, *, writer: RecordWriter) -> None:
+        self.writer = writer
+        self._started: dict[str, tuple[float, dt.datetime, int]] = {}
+        self._lock = threading.Lock()
+
+    def after_enqueue(
+        self, broker: dramatiq.Broker, message: dramatiq.Message[Any], delay: int | None
+    ) -> None:
+        if message.options.get("retries"):
+            return  # a retry being scheduled: after_process_message already said "retrying"
+        now = _now()
+        self.writer.job(
+            JobEvent(
+                message_id=message.message_id,
+                actor=message.actor_name,
+                queue=q_name(message.queue_name),
+                status="queued",
+                at=now,
+                args=dict(message.kwargs),
+                trigger=message.options.get("trigger"),
+                enqueued_at=now,
+            )
+        )
+
+    def before_process_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
+        attempt = int(message.options.get("retries", 0)) + 1
+        now = _now()
+        with self._lock:
+            self._started[message.message_id] = (time.perf_counter(), now, attempt)
+        self.writer.job(
+            JobEvent(
+                message_id=message.message_id,
+                actor=message.actor_name,
+                queue=q_name(message.queue_name),
+                status="running",
+                at=now,
+                attempts=attempt,
+                args=dict(message.kwargs),
+                trigger=message.options.get("trigger"),
+                started_at=now,
+            )
+        )
+
+    def after_process_message(
+        self,
+        broker: dramatiq.Broker,
+        message: MessageProxy,
+        *,
+        result: Any = None,
+        exception: BaseException | None = None,
+    ) -> None:
+        if exception is None:
+            status = "done"
+        else:
+            status = "dead" if message.failed else "retrying"
+        self._finish(message, status, describe_error(exception))
+
+    def after_skip_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
+        self._finish(message, "skipped", None)
+
+    def after_nack(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
+        # Every dead message passes here; for an unknown actor it is the only record.
+        now = _now()
+        self.writer.job(
+            JobEvent(
+                message_id=message.message_id,
+                actor=message.actor_name,
+                queue=q_name(message.queue_name),
+                status="dead",
+                at=now,
+                trigger=message.options.get("trigger"),
+                finished_at=now,
+                error=describe_error(message._exception),
+            )
+        )
+
+    def _finish(self, message: MessageProxy, status: str, error: str | None) -> None:
+        with self._lock:
+            started = self._started.pop(message.message_id, None)
+        now = _now()
+        began, started_at, attempt = started if started else (time.perf_counter(), now, 1)
+        duration_ms = (time.perf_counter() - began) * 1000
+        queue = q_name(message.queue_name)
+        trigger = message.options.get("trigger")
+        self.writer.job(
+            JobEvent(
+                message_id=message.message_id,
+                actor=message.actor_name,
+                queue=queue,
+                status=status,
+                at=now,
+                attempts=attempt,
+                trigger=trigger,
+                finished_at=now if status in {"done", "dead", "skipped"} else None,
+                error=error,
+            )
+        )
+        self.writer.audit(
+            AuditEntry(
+                message_id=message.message_id,
+                actor=message.actor_name,
+                queue=queue,
+                trigger=trigger,
+                attempt=attempt,
+                outcome=status,
+                started_at=started_at,
+                finished_at=now,
+                duration_ms=duration_ms,
+                error=error,
+            )
+        )
+
+    def after_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        self.writer.close()

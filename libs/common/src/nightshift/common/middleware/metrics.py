@@ -1,0 +1,82 @@
+"""Prometheus metrics of message processing, per actor and queue."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import dramatiq
+from dramatiq.broker import MessageProxy
+from dramatiq.common import q_name
+from dramatiq.middleware import Middleware
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+
+#: Histogram buckets in seconds, from a no-op task to a long export.
+DURATION_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900)
+
+
+class Metrics(Middleware):
+    """Counters of outcomes, a duration histogram and the in-progress gauge.
+
+    Parameters:
+      registry: Where the metrics live (the process's default registry by default).
+    """
+
+    def __init__(self, *, registry: CollectorRegistry = REGISTRY) -> None:
+        labels = ("queue", "actor")
+        self.processed = Counter(
+            "nightshift_messages_total",
+            "Messages processed, by outcome.",
+            (*labels, "outcome"),
+            registry=registry,
+        )
+        self.duration = Histogram(
+            "nightshift_message_duration_seconds",
+            "Time spent processing a message.",
+            labels,
+            buckets=DURATION_BUCKETS,
+            registry=registry,
+        )
+        self.in_progress = Gauge(
+            "nightshift_messages_in_progress", "Messages being processed now.", labels, registry=registry
+        )
+        self.dead_lettered = Counter(
+            "nightshift_messages_dead_lettered_total",
+            "Messages moved to the dead letters.",
+            labels,
+            registry=registry,
+        )
+        self._started: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def before_process_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
+        self.in_progress.labels(q_name(message.queue_name), message.actor_name).inc()
+        with self._lock:
+            self._started[message.message_id] = time.perf_counter()
+
+    def after_process_message(
+        self,
+        broker: dramatiq.Broker,
+        message: MessageProxy,
+        *,
+        result: Any = None,
+        exception: BaseException | None = None,
+    ) -> None:
+        outcome = "done" if exception is None else ("dead" if message.failed else "retried")
+        self._finish(message, outcome)
+
+    def after_skip_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
+        self._finish(message, "skipped")
+
+    def after_nack(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
+        self.dead_lettered.labels(q_name(message.queue_name), message.actor_name).inc()
+
+    def _finish(self, message: MessageProxy, outcome: str) -> None:
+        labels = (q_name(message.queue_name), message.actor_name)
+        with self._lock:
+            started = self._started.pop(message.message_id, None)
+        self.in_progress.labels(*labels).dec()
+        if started is not None:
+            self.duration.labels(*labels).observe(time.perf_counter() - started)
+        self.processed.labels(*labels, outcome).inc()

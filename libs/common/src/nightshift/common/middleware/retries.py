@@ -1,0 +1,69 @@
+"""Retries on a fixed schedule, with permanent errors skipping them."""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Sequence
+from typing import Any
+
+import dramatiq
+from dramatiq.broker import MessageProxy
+from dramatiq.middleware import Retries
+
+from nightshift.common.errors import PermanentError
+from nightshift.common.settings import DEFAULT_RETRY_DELAYS_MS
+
+
+class ScheduledRetries(Retries):
+    """Retry failed messages after fixed delays, then dead-letter them.
+
+    Dramatiq's exponential formula cannot express "1 s, 5 s, 25 s"; here the
+    schedule is a list: one retry per entry. A :class:`PermanentError` (or a type
+    in the actor's ``throws``) is dead-lettered after its first attempt.
+
+    Parameters:
+      delays_ms: The default schedule. Actors override it with the
+        ``retry_delays_ms`` option; ``max_retries`` may shorten it.
+    """
+
+    def __init__(self, *, delays_ms: Sequence[int] = DEFAULT_RETRY_DELAYS_MS) -> None:
+        super().__init__(max_retries=len(delays_ms))
+        self.delays_ms = tuple(delays_ms)
+
+    @property
+    def actor_options(self) -> set[str]:
+        return {*super().actor_options, "retry_delays_ms"}
+
+    def after_process_message(
+        self,
+        broker: dramatiq.Broker,
+        message: MessageProxy,
+        *,
+        result: Any = None,
+        exception: BaseException | None = None,
+    ) -> None:
+        if exception is None:
+            return
+        actor = broker.get_actor(message.actor_name)
+        throws = message.options.get("throws") or actor.options.get("throws") or ()
+        if isinstance(exception, PermanentError) or (throws and isinstance(exception, throws)):
+            message.fail()
+            return
+
+        schedule = tuple(actor.options.get("retry_delays_ms", self.delays_ms))
+        max_retries = message.options.get("max_retries", actor.options.get("max_retries", len(schedule)))
+        retries = message.options.get("retries", 0)
+        message.options["retries"] = retries + 1
+        message.options["traceback"] = traceback.format_exc(limit=30)
+        message.options["requeue_timestamp"] = int(time.time() * 1000)
+        if retries >= min(max_retries, len(schedule)):
+            self.logger.warning("Retries exhausted for message %r.", message.message_id)
+            message.fail()
+            return
+        if isinstance(exception, dramatiq.Retry) and exception.delay is not None:
+            delay = exception.delay
+        else:
+            delay = schedule[retries]
+        self.logger.info("Retrying message %r in %d ms.", message.message_id, delay)
+        broker.enqueue(message, delay=delay)

@@ -1,0 +1,247 @@
+"""Job records and the audit trail, buffered off the hot path and written in batches.
+
+Middleware hooks only append to an in-memory buffer; a background thread writes
+each batch with one ``INSERT … SELECT FROM unnest(…)`` per table. Several
+events about one message in a batch are merged first (an upsert cannot touch a
+row twice). The buffer is flushed on interpreter exit and on worker shutdown,
+so a clean stop loses nothing; while PostgreSQL is down batches are kept (up to
+``max_buffered``) and written when it returns.
+"""
+
+from __future__ import annotations
+
+import atexit
+import datetime as dt
+import json
+import logging
+import threading
+from collections import deque
+from dataclasses import dataclass, replace
+from typing import Any
+
+from sqlalchemy import Engine
+
+logger = logging.getLogger(__name__)
+
+#: Every status a job record can have.
+STATUSES = ("queued", "running", "retrying", "done", "dead", "skipped")
+
+
+@dataclass(frozen=True)
+class JobEvent:
+    """Something that happened to a message; merged into its job record."""
+
+    message_id: str
+    actor: str
+    queue: str
+    status: str
+    at: dt.datetime
+    attempts: int = 0
+    args: dict[str, Any] | None = None
+    trigger: str | None = None
+    enqueued_at: dt.datetime | None = None
+    started_at: dt.datetime | None = None
+    finished_at: dt.datetime | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One execution attempt."""
+
+    message_id: str
+    actor: str
+    queue: str
+    trigger: str | None
+    attempt: int
+    outcome: str
+    started_at: dt.datetime
+    finished_at: dt.datetime
+    duration_ms: float
+    error: str | None = None
+
+
+def merge(old: JobEvent, new: JobEvent) -> JobEvent:
+    """Combine two events about one message the way the upsert does."""
+    first, last = (old, new) if new.at >= old.at else (new, old)
+    return replace(
+        last,
+        attempts=max(old.attempts, new.attempts),
+        args=last.args or first.args,
+        trigger=first.trigger or last.trigger,
+        enqueued_at=first.enqueued_at or last.enqueued_at,
+        started_at=last.started_at or first.started_at,
+        finished_at=last.finished_at or first.finished_at,
+        error=last.error or first.error,
+    )
+
+
+_UPSERT_JOBS = """
+INSERT INTO job_records AS j (message_id, actor, queue, status, attempts, args, trigger,
+                              enqueued_at, started_at, finished_at, updated_at, last_error)
+SELECT * FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::text[], %s::int[], %s::jsonb[], %s::text[],
+                     %s::timestamptz[], %s::timestamptz[], %s::timestamptz[], %s::timestamptz[], %s::text[])
+ON CONFLICT (message_id) DO UPDATE SET
+    status = CASE WHEN EXCLUDED.updated_at >= j.updated_at THEN EXCLUDED.status ELSE j.status END,
+    attempts = GREATEST(j.attempts, EXCLUDED.attempts),
+    args = CASE WHEN j.args = '{}'::jsonb THEN EXCLUDED.args ELSE j.args END,
+    trigger = COALESCE(j.trigger, EXCLUDED.trigger),
+    enqueued_at = LEAST(j.enqueued_at, EXCLUDED.enqueued_at),
+    started_at = CASE WHEN EXCLUDED.updated_at >= j.updated_at
+                      THEN COALESCE(EXCLUDED.started_at, j.started_at)
+                      ELSE COALESCE(j.started_at, EXCLUDED.started_at) END,
+    finished_at = CASE WHEN EXCLUDED.updated_at >= j.updated_at
+                       THEN COALESCE(EXCLUDED.finished_at, j.finished_at)
+                       ELSE COALESCE(j.finished_at, EXCLUDED.finished_at) END,
+    last_error = CASE WHEN EXCLUDED.updated_at >= j.updated_at
+                      THEN COALESCE(EXCLUDED.last_error, j.last_error)
+                      ELSE COALESCE(j.last_error, EXCLUDED.last_error) END,
+    updated_at = GREATEST(j.updated_at, EXCLUDED.updated_at)
+"""
+
+_INSERT_AUDIT = """
+INSERT INTO task_audit (message_id, actor, queue, trigger, attempt, outcome,
+                        started_at, finished_at, duration_ms, error)
+SELECT * FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::text[], %s::int[], %s::text[],
+                     %s::timestamptz[], %s::timestamptz[], %s::float8[], %s::text[])
+"""
+
+
+class RecordWriter:
+    """Buffers job events and audit entries and writes them in batches.
+
+    Parameters:
+      engine: Where to write.
+      flush_interval_ms: How long an event may wait in memory.
+      max_buffered: Beyond this many unwritten items (PostgreSQL down for long),
+        the oldest are dropped and counted in :attr:`dropped`.
+    """
+
+    def __init__(self, engine: Engine, *, flush_interval_ms: int = 200, max_buffered: int = 200_000) -> None:
+        self.engine = engine
+        self.interval_s = flush_interval_ms / 1000
+        self.max_buffered = max_buffered
+        self.dropped = 0
+        self._jobs: deque[JobEvent] = deque()
+        self._audit: deque[AuditEntry] = deque()
+        self._flush_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stopped = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def job(self, event: JobEvent) -> None:
+        self._jobs.append(event)
+        self._ensure_started()
+
+    def audit(self, entry: AuditEntry) -> None:
+        self._audit.append(entry)
+        self._ensure_started()
+
+    def pending(self) -> int:
+        return len(self._jobs) + len(self._audit)
+
+    def _ensure_started(self) -> None:
+        if self._thread is None:
+            with self._flush_lock:
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._run, name="nightshift-records", daemon=True)
+                    self._thread.start()
+                    atexit.register(self.close)
+
+    def _run(self) -> None:
+        while not self._stopped.is_set():
+            self._wake.wait(self.interval_s)
+            self._wake.clear()
+            try:
+                self.flush()
+            except Exception:
+                logger.warning("Writing job records failed; keeping them for the next try.", exc_info=True)
+                self._stopped.wait(1.0)
+
+    def flush(self) -> int:
+        """Write everything buffered now; return how many items were written.
+
+        Raises:
+          sqlalchemy.exc.SQLAlchemyError: When PostgreSQL refuses; the items stay buffered.
+        """
+        with self._flush_lock:
+            jobs = _drain(self._jobs)
+            audit = _drain(self._audit)
+            if not jobs and not audit:
+                return 0
+            try:
+                self._write(jobs, audit)
+            except Exception:
+                self._jobs.extendleft(reversed(jobs))
+                self._audit.extendleft(reversed(audit))
+                self._trim()
+                raise
+            return len(jobs) + len(audit)
+
+    def close(self) -> None:
+        """Flush what is left and stop the background thread."""
+        self._stopped.set()
+        self._wake.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=5)
+        try:
+            self.flush()
+        except Exception:
+            logger.error("Could not write %d job records at shutdown.", self.pending(), exc_info=True)
+
+    def _trim(self) -> None:
+        for buffer in (self._jobs, self._audit):
+            while len(buffer) > self.max_buffered:
+                buffer.popleft()
+                self.dropped += 1
+
+    def _write(self, jobs: list[JobEvent], audit: list[AuditEntry]) -> None:
+        merged: dict[str, JobEvent] = {}
+        for event in jobs:
+            previous = merged.get(event.message_id)
+            merged[event.message_id] = event if previous is None else merge(previous, event)
+        rows = list(merged.values())
+        with self.engine.begin() as connection:
+            if rows:
+                connection.exec_driver_sql(
+                    _UPSERT_JOBS,
+                    (
+                        [r.message_id for r in rows],
+                        [r.actor for r in rows],
+                        [r.queue for r in rows],
+                        [r.status for r in rows],
+                        [r.attempts for r in rows],
+                        [json.dumps(r.args or {}) for r in rows],
+                        [r.trigger for r in rows],
+                        [r.enqueued_at for r in rows],
+                        [r.started_at for r in rows],
+                        [r.finished_at for r in rows],
+                        [r.at for r in rows],
+                        [r.error for r in rows],
+                    ),
+                )
+            if audit:
+                connection.exec_driver_sql(
+                    _INSERT_AUDIT,
+                    (
+                        [a.message_id for a in audit],
+                        [a.actor for a in audit],
+                        [a.queue for a in audit],
+                        [a.trigger for a in audit],
+                        [a.attempt for a in audit],
+                        [a.outcome for a in audit],
+                        [a.started_at for a in audit],
+                        [a.finished_at for a in audit],
+                        [a.duration_ms for a in audit],
+                        [a.error for a in audit],
+                    ),
+                )
+
+
+def _drain(buffer: deque[Any]) -> list[Any]:
+    items = []
+    while True:
+        try:
+            items.append(buffer.popleft())
+        except IndexError:
+            return items

@@ -1,0 +1,173 @@
+"""Dramatiq's Redis broker, with prompt idle pickup and safe handling of bad bodies.
+
+Two things differ from :class:`dramatiq.brokers.redis.RedisBroker`:
+
+* An idle consumer does not poll with a growing sleep (up to a second); it
+  blocks on a per-queue *wake list* that every enqueue pushes to, so it reacts
+  within milliseconds while sending Redis one blocking command per idle second.
+* A fetched body that cannot be decoded is moved to the queue's dead letters
+  with its reason instead of breaking the consumer and stranding its
+  neighbours in the ack set.
+
+Maintenance (requeueing the messages of dead workers) is not left to chance
+here: :class:`nightshift.common.middleware.liveness.WorkerLiveness` runs it on a timer.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import redis
+from dramatiq.broker import MessageProxy
+from dramatiq.brokers.redis import RedisBroker, _RedisConsumer
+from dramatiq.common import current_millis, q_name
+from dramatiq.errors import ConnectionClosed
+from dramatiq.message import Message
+
+from nightshift.common import dead_letters
+
+#: At most this many wake tokens are kept per queue (enough to wake that many idle consumers).
+WAKE_TOKENS = 32
+
+#: Delay-queue consumers hold delayed messages in memory and release them when
+#: due; they wait at most this long so an eta is never missed by more.
+DELAY_QUEUE_WAIT_MS = 100
+
+_ENQUEUE = """
+-- KEYS: queue list, queue messages hash, wake list
+-- ARGV: message id, message data, wake tokens kept
+redis.call("hset", KEYS[2], ARGV[1], ARGV[2])
+redis.call("rpush", KEYS[1], ARGV[1])
+redis.call("rpush", KEYS[3], "1")
+redis.call("ltrim", KEYS[3], -tonumber(ARGV[3]), -1)
+redis.call("pexpire", KEYS[3], 60000)
+"""
+
+_FETCH = """
+-- KEYS: queue list, queue messages hash, this worker's ack set for the queue, heartbeats
+-- ARGV: how many, worker id, now (ms)
+redis.call("zadd", KEYS[4], ARGV[3], ARGV[2])
+local ids = {}
+for i = 1, tonumber(ARGV[1]) do
+    local id = redis.call("lpop", KEYS[1])
+    if not id then break end
+    ids[i] = id
+    redis.call("sadd", KEYS[3], id)
+end
+if #ids == 0 then return {} end
+local bodies = redis.call("hmget", KEYS[2], unpack(ids))
+local out = {}
+for i = 1, #ids do
+    out[2 * i - 1] = ids[i]
+    out[2 * i] = bodies[i] or ""
+end
+return out
+"""
+
+
+class NightshiftRedisBroker(RedisBroker):
+    """A :class:`RedisBroker` whose consumers wake on enqueue (see the module doc)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("maintenance_chance", 0)
+        super().__init__(**kwargs)
+        self._enqueue_script = self.client.register_script(_ENQUEUE)
+        self._fetch_script = self.client.register_script(_FETCH)
+
+    @property
+    def consumer_class(self) -> type[_RedisConsumer]:
+        return WakingConsumer
+
+    def key(self, name: str) -> str:
+        """The Redis key of *name* in this broker's namespace."""
+        return f"{self.namespace}:{name}"
+
+    def do_enqueue(self, queue_name: str, message_id: str, data: bytes) -> None:
+        full = self.key(queue_name)
+        self._enqueue_script(
+            keys=[full, f"{full}.msgs", f"{full}.wake"], args=[message_id, data, WAKE_TOKENS]
+        )
+
+    def fetch(self, queue_name: str, worker_queue: str, count: int) -> list[tuple[str, bytes]]:
+        """Move up to *count* message ids into this worker's ack set; return (id, body) pairs."""
+        full = self.key(queue_name)
+        acks = self.key(f"__acks__.{self.broker_id}.{worker_queue}")
+        flat = self._fetch_script(
+            keys=[full, f"{full}.msgs", acks, self.key("__heartbeats__")],
+            args=[min(count, self._max_unpack_size()), self.broker_id, current_millis()],
+        )
+        return [(flat[i].decode(), flat[i + 1]) for i in range(0, len(flat), 2)]
+
+    def wait_for_work(self, queue_name: str, timeout_ms: int) -> None:
+        """Block until something is enqueued on *queue_name* or *timeout_ms* passes."""
+        self.client.blpop([self.key(f"{queue_name}.wake")], timeout=max(timeout_ms, 1) / 1000)
+
+    def heartbeat(self) -> None:
+        """Tell other workers this process is alive."""
+        self.client.zadd(self.key("__heartbeats__"), {self.broker_id: current_millis()})
+
+    def recover(self, queue_name: str) -> None:
+        """Requeue *queue_name* messages held by dead workers; expire old dead letters."""
+        self._dispatch("maintenance")(queue_name)
+
+    def _should_do_maintenance(self, command: str) -> int:
+        return int(command == "maintenance")
+
+
+class WakingConsumer(_RedisConsumer):  # type: ignore[misc]
+    """A consumer that blocks on the queue's wake list instead of sleeping."""
+
+    broker: NightshiftRedisBroker
+
+    def __init__(self, broker: NightshiftRedisBroker, queue_name: str, prefetch: int, timeout: int) -> None:
+        super().__init__(broker, queue_name, prefetch, timeout)
+        self._slot_freed = threading.Event()
+        self._wait_ms = min(timeout, DELAY_QUEUE_WAIT_MS) if queue_name.endswith(".DQ") else timeout
+
+    def ack(self, message: MessageProxy) -> None:
+        super().ack(message)
+        self._slot_freed.set()
+
+    def nack(self, message: MessageProxy) -> None:
+        super().nack(message)
+        self._slot_freed.set()
+
+    def __next__(self) -> MessageProxy | None:
+        try:
+            while self.message_cache:
+                redis_id, body = self.message_cache.pop(0)
+                message = self._decode(redis_id, body)
+                if message is not None:
+                    self.queued_message_ids.add(message.message_id)
+                    return MessageProxy(message)
+            free = self.prefetch - self.outstanding_message_count
+            if free <= 0:
+                # Every prefetched message is still being worked on: wait for an
+                # ack to free a slot rather than asking Redis for more.
+                self._slot_freed.clear()
+                self._slot_freed.wait(self._wait_ms / 1000)
+                return None
+            self.message_cache = self.broker.fetch(self.queue_name, self.queue_name, free)
+            if not self.message_cache:
+                self.broker.wait_for_work(self.queue_name, self._wait_ms)
+            return None
+        except redis.ConnectionError as error:
+            raise ConnectionClosed(error) from None
+
+    def _decode(self, redis_id: str, body: bytes) -> Message[Any] | None:
+        try:
+            message = Message.decode(body)
+            message.options.setdefault("redis_message_id", redis_id)
+            return message
+        except Exception as error:
+            # Never log or keep the body: it is unknown data, possibly personal.
+            reason = f"body of {len(body)} bytes is not a Dramatiq message ({type(error).__name__})"
+            self.broker.do_nack(self.queue_name, redis_id)
+            dead_letters.record_reason(
+                self.broker, q_name(self.queue_name), redis_id, "UndecodableMessage", reason
+            )
+            self.logger.error(
+                "Dead-lettered undecodable message %s on %s: %s", redis_id, self.queue_name, reason
+            )
+            return None

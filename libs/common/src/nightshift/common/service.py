@@ -1,0 +1,69 @@
+"""What a service is, and how the platform finds the installed ones.
+
+Each service package declares a :class:`ServiceSpec` and registers it under the
+``nightshift.services`` entry-point group, so the CLI, the local runner, the
+migrations and the scheduler discover services without importing them by name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from pathlib import Path
+
+from nightshift.common.lanes import Lane, queue_name
+
+#: The entry-point group services register their spec under.
+ENTRY_POINT_GROUP = "nightshift.services"
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """A service's shape.
+
+    Parameters:
+      name: Short name, also the queue prefix (``users``).
+      lanes: The lanes it consumes; one queue each.
+      actors_module: Imported by the worker to declare the actors.
+      schedules_module: Where its periodic jobs are declared, if any.
+      migrations_dir: Alembic versions of its own tables, if any.
+      threads: Worker threads per process (the I/O-bound profile wants many).
+      processes: Worker processes (the CPU-bound profile wants several).
+      health_port: Port of its health server when run locally.
+    """
+
+    name: str
+    lanes: tuple[Lane, ...]
+    actors_module: str | None = None
+    schedules_module: str | None = None
+    migrations_dir: Path | None = None
+    threads: int = 8
+    processes: int = 1
+    health_port: int = 8100
+
+    @property
+    def queues(self) -> tuple[str, ...]:
+        return tuple(queue_name(self.name, lane) for lane in self.lanes)
+
+
+def installed_services() -> dict[str, ServiceSpec]:
+    """Every service installed in this environment, by name."""
+    services = {}
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
+        spec = entry.load()
+        if not isinstance(spec, ServiceSpec):
+            raise TypeError(f"entry point {entry.name!r} does not name a ServiceSpec")
+        services[spec.name] = spec
+    return dict(sorted(services.items()))
+
+
+def get_service(name: str) -> ServiceSpec:
+    """The installed service called *name*.
+
+    Raises:
+      KeyError: Naming the services that are installed.
+    """
+    services = installed_services()
+    if name not in services:
+        raise KeyError(f"unknown service {name!r} (installed: {', '.join(services) or 'none'})")
+    return services[name]

@@ -1,0 +1,110 @@
+"""Settings shared by every process, read from the environment.
+
+Common variables are unprefixed (``REDIS_URL``, ``DATABASE_URL``…); a service's
+own settings subclass :class:`ServiceSettings` with a prefix (``MEDIA_``…).
+When ``nightshift up`` runs the platform on embedded servers it writes their
+addresses to ``var/run/local.env``, which is read as a fallback so that the CLI
+finds the running platform without any set-up.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Literal, TypeVar
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: Where ``nightshift up`` records the addresses of the embedded servers.
+LOCAL_ENV_FILE = "var/run/local.env"
+
+#: Retry delays in milliseconds used when neither the actor nor the
+#: environment says otherwise: 1 s, 5 s, 25 s, then the dead letters.
+DEFAULT_RETRY_DELAYS_MS = (1000, 5000, 25000)
+
+
+class CommonSettings(BaseSettings):
+    """What every Nightshift process needs to know."""
+
+    model_config = SettingsConfigDict(env_file=LOCAL_ENV_FILE, extra="ignore", frozen=True)
+
+    environment: Literal["development", "production", "test"] = "development"
+    redis_url: str = Field(description="Redis for application state (locks, dedup, rate limits).")
+    #: Dramatiq's maintenance uses KEYS, so the broker lives on a database of its own.
+    broker_redis_db: int = Field(default=1, ge=0, le=15)
+    database_url: str
+    storage_url: str = "file://var/storage"
+    mail_backend: Literal["outbox", "smtp", "sendgrid"] = "outbox"
+    outbox_dir: str = "var/outbox"
+    otel_exporter_otlp_endpoint: str | None = None
+    log_format: Literal["text", "json"] = "text"
+    log_level: str = "INFO"
+    timezone: str = "Europe/Paris"
+    retry_delays_ms: tuple[int, ...] = DEFAULT_RETRY_DELAYS_MS
+    #: A message older than this without a heartbeat from its worker is redelivered.
+    heartbeat_timeout_ms: int = Field(default=5000, ge=1000)
+    #: How often each worker looks for messages held by dead workers.
+    recovery_interval_ms: int = Field(default=1000, ge=100)
+    #: Time given to in-flight work on SIGTERM before it is requeued.
+    shutdown_grace_ms: int = Field(default=30000, ge=0)
+    #: Default per-message time limit.
+    task_time_limit_ms: int = Field(default=10 * 60 * 1000, ge=1000)
+    #: Job records and audit are written in batches at most this often.
+    record_flush_interval_ms: int = Field(default=200, ge=10)
+    health_host: str = "0.0.0.0"  # noqa: S104 - containers are probed from outside
+    health_port: int = Field(default=8100, ge=0, le=65535)
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str) -> str:
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_scheme(cls, value: str) -> str:
+        if not value.startswith(("postgresql://", "postgresql+psycopg://", "postgres://")):
+            raise ValueError("must be a postgresql:// URL")
+        return value
+
+    @property
+    def broker_url(self) -> str:
+        """The Redis URL of the broker's own database."""
+        return with_redis_db(self.redis_url, self.broker_redis_db)
+
+
+SettingsT = TypeVar("SettingsT", bound=BaseSettings)
+
+
+def with_redis_db(url: str, db: int) -> str:
+    """Return *url* pointing at Redis database *db*.
+
+    Parameters:
+      url: A ``redis://`` or ``rediss://`` URL, with or without a database.
+      db: The database number.
+    """
+    head, _, query = url.partition("?")
+    scheme, _, rest = head.partition("://")
+    host = rest.split("/", 1)[0]
+    suffix = f"?{query}" if query else ""
+    return f"{scheme}://{host}/{db}{suffix}"
+
+
+def load_settings(cls: type[SettingsT]) -> SettingsT:
+    """Build *cls* from the environment or stop the process naming what is wrong.
+
+    Raises:
+      SystemExit: With a message naming every missing or malformed variable.
+    """
+    try:
+        return cls()
+    except ValidationError as error:
+        prefix = str(cls.model_config.get("env_prefix", "") or "")
+        problems = []
+        for item in error.errors():
+            name = (prefix + "_".join(str(part) for part in item["loc"][:1])).upper()
+            problems.append(f"  {name}: {item['msg']}")
+        message = "Invalid configuration:\n" + "\n".join(problems)
+        print(message, file=sys.stderr)
+        raise SystemExit(2) from None

@@ -1,0 +1,76 @@
+"""The worker entry point: one service's actors, its queues only, health, graceful stop."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import signal
+import threading
+from types import FrameType
+
+import dramatiq
+
+from nightshift.common import runtime
+from nightshift.common.broker import build_broker, find_middleware
+from nightshift.common.health import HealthServer, readiness_check
+from nightshift.common.logs import configure_logging
+from nightshift.common.middleware.liveness import WorkerLiveness
+from nightshift.common.outbox import OutboxRelay
+from nightshift.common.service import ServiceSpec
+from nightshift.common.tracing import configure_tracing
+
+logger = logging.getLogger(__name__)
+
+
+def run_worker(spec: ServiceSpec, *, threads: int | None = None, health_port: int | None = None) -> int:
+    """Run *spec*'s worker in this process until SIGTERM or SIGINT.
+
+    On a signal the worker stops fetching, lets in-flight messages finish within
+    ``SHUTDOWN_GRACE_MS`` (then requeues what is left), flushes its job records
+    and returns 0.
+    """
+    settings = runtime.settings()
+    configure_logging(log_format=settings.log_format, level=settings.log_level, service=spec.name)
+    configure_tracing(spec.name, otlp_endpoint=settings.otel_exporter_otlp_endpoint)
+    broker = build_broker(settings)
+    if spec.actors_module:
+        importlib.import_module(spec.actors_module)
+    for queue in spec.queues:
+        broker.declare_queue(queue)
+
+    worker = dramatiq.Worker(broker, queues=set(spec.queues), worker_threads=threads or spec.threads)
+    liveness: WorkerLiveness = find_middleware(broker, WorkerLiveness)
+    health = HealthServer(
+        host=settings.health_host,
+        port=spec.health_port if health_port is None else health_port,
+        liveness=liveness.status,
+        readiness=readiness_check(settings.redis_url, runtime.engine()),
+        registries=(broker.metrics_registry,),
+    ).start()
+    relay = OutboxRelay(runtime.engine(), broker)
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    worker.start()
+    relay.start()
+    logger.info(
+        "Worker %s consuming %s with %d threads; health on port %d.",
+        spec.name,
+        ", ".join(spec.queues),
+        worker.worker_threads,
+        health.port,
+    )
+    stop.wait()
+    logger.info("Stopping worker %s (grace %d ms).", spec.name, settings.shutdown_grace_ms)
+    relay.stop()
+    worker.stop(timeout=settings.shutdown_grace_ms)
+    broker.close()
+    health.stop()
+    logger.info("Worker %s stopped.", spec.name)
+    return 0

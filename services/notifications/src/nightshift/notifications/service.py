@@ -1,0 +1,14 @@
+"""The notifications service's shape: the I/O-bound profile (many threads)."""
+
+from __future__ import annotations
+
+from nightshift.common.lanes import Lane
+from nightshift.common.service import ServiceSpec
+
+SERVICE = ServiceSpec(
+    name="notifications",
+    lanes=(Lane.CRITICAL, Lane.HIGH, Lane.NORMAL, Lane.LOW),
+    actors_module="nightshift.notifications.actors",
+    threads=16,
+    health_port=8102,
+)

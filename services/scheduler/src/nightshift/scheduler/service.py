@@ -1,0 +1,7 @@
+"""The scheduler service's shape: it consumes no queue; it only enqueues."""
+
+from __future__ import annotations
+
+from nightshift.common.service import ServiceSpec
+
+SERVICE = ServiceSpec(name="scheduler", lanes=(), health_port=8110)

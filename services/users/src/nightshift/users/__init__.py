@@ -1,0 +1,1 @@
+"""The users service: accounts, tokens and sessions, statistics, the welcome flow."""

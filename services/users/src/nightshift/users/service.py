@@ -1,0 +1,15 @@
+"""The users service's shape."""
+
+from __future__ import annotations
+
+from nightshift.common.lanes import Lane
+from nightshift.common.service import ServiceSpec
+
+SERVICE = ServiceSpec(
+    name="users",
+    lanes=(Lane.HIGH, Lane.NORMAL, Lane.LOW),
+    actors_module="nightshift.users.actors",
+    schedules_module="nightshift.users.schedules",
+    threads=8,
+    health_port=8101,
+)
