@@ -42,29 +42,13 @@ def engine(database_url: str) -> Iterator[Engine]:
     engine.dispose()
 
 
-#: Tables emptied before each test that uses the database.
-_APP_TABLES = (
-    "users",
-    "auth_tokens",
-    "user_sessions",
-    "user_stats",
-    "posts",
-    "post_likes",
-    "comments",
-    "email_deliveries",
-    "processed_keys",
-    "outbox_events",
-    "job_records",
-    "task_audit",
-)
-
-
 @pytest.fixture
 def clean_db(engine: Engine) -> Engine:
-    """The engine, with every application table emptied."""
+    """The engine, with every table but Alembic's emptied."""
     with engine.begin() as connection:
-        existing = set(connection.execute(text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")).scalars())
-        tables = [t for t in _APP_TABLES if t in existing]
+        tables = connection.execute(
+            text("SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'")
+        ).scalars()
         connection.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
     return engine
 

@@ -7,6 +7,7 @@ migrations and the scheduler discover services without importing them by name.
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -30,6 +31,10 @@ class ServiceSpec:
       threads: Worker threads per process (the I/O-bound profile wants many).
       processes: Worker processes (the CPU-bound profile wants several).
       health_port: Port of its health server when run locally.
+      entrypoint: ``module:function`` taking the spec and returning an exit code, for a
+        service that is not a plain worker (the scheduler, ops); workers leave it None.
+      demo: ``module:function`` called every few seconds by ``nightshift up`` to make
+        demo traffic; it takes the process's session factory.
     """
 
     name: str
@@ -40,10 +45,18 @@ class ServiceSpec:
     threads: int = 8
     processes: int = 1
     health_port: int = 8100
+    entrypoint: str | None = None
+    demo: str | None = None
 
     @property
     def queues(self) -> tuple[str, ...]:
         return tuple(queue_name(self.name, lane) for lane in self.lanes)
+
+
+def load_object(path: str) -> object:
+    """Import ``module:attribute``."""
+    module_name, _, attribute = path.partition(":")
+    return getattr(importlib.import_module(module_name), attribute)
 
 
 def installed_services() -> dict[str, ServiceSpec]:
