@@ -88,11 +88,16 @@ def redis_client(env: CommonSettings) -> redis.Redis:
 @pytest.fixture
 def broker(env: CommonSettings, redis_client: redis.Redis, clean_db: Engine) -> Iterator[NightshiftRedisBroker]:
     """A Nightshift broker with the full middleware stack on empty Redis and database."""
+    previous = dramatiq.get_broker()
     broker = build_broker(env)
+    # Actors bind to the global broker when their module is first imported: carry them over.
+    for name in previous.get_declared_actors():
+        actor = previous.get_actor(name)
+        actor.broker = broker
+        broker.declare_actor(actor)
     yield broker
     broker.record_writer.close()
     broker.close()
-    dramatiq.set_broker(dramatiq.brokers.stub.StubBroker())
 
 
 @pytest.fixture
