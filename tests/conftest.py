@@ -54,9 +54,7 @@ def clean_db(engine: Engine) -> Engine:
 
 
 @pytest.fixture
-def env(
-    monkeypatch: pytest.MonkeyPatch, redis_url: str, database_url: str, tmp_path: Path
-) -> Iterator[CommonSettings]:
+def env(monkeypatch: pytest.MonkeyPatch, redis_url: str, database_url: str, tmp_path: Path) -> Iterator[CommonSettings]:
     """Point every setting at the test servers and a per-test outbox and storage folder."""
     values = {
         "REDIS_URL": redis_url,
@@ -77,7 +75,7 @@ def env(
 
 
 @pytest.fixture
-def redis_client(env: CommonSettings) -> redis.Redis:
+def redis_client(env: CommonSettings) -> redis.Redis[bytes]:
     """A client on the broker database, emptied first."""
     client = redis.Redis.from_url(env.broker_url)
     client.flushdb()
@@ -86,7 +84,7 @@ def redis_client(env: CommonSettings) -> redis.Redis:
 
 
 @pytest.fixture
-def broker(env: CommonSettings, redis_client: redis.Redis, clean_db: Engine) -> Iterator[NightshiftRedisBroker]:
+def broker(env: CommonSettings, redis_client: redis.Redis[bytes], clean_db: Engine) -> Iterator[NightshiftRedisBroker]:
     """A Nightshift broker with the full middleware stack on empty Redis and database."""
     previous = dramatiq.get_broker()
     broker = build_broker(env)

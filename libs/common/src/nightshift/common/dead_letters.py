@@ -35,9 +35,7 @@ def _reasons_key(broker: RedisBroker, queue_name: str) -> str:
     return f"{broker.namespace}:{queue_name}.XQ.reasons"
 
 
-def record_reason(
-    broker: RedisBroker, queue_name: str, redis_message_id: str, error_type: str, reason: str
-) -> None:
+def record_reason(broker: RedisBroker, queue_name: str, redis_message_id: str, error_type: str, reason: str) -> None:
     """Keep why *redis_message_id* was dead-lettered on *queue_name*."""
     entry = json.dumps(
         {"error_type": error_type, "reason": reason[:REASON_MAX_CHARS], "at_ms": int(time.time() * 1000)}
@@ -59,19 +57,13 @@ def list_dead_letters(broker: RedisBroker, queue_name: str, *, limit: int = 100)
     bodies = broker.client.hmget(f"{xq}.msgs", ids)
     reasons = broker.client.hmget(_reasons_key(broker, queue_name), ids)
     letters = []
-    for (redis_id, (_, score)), body, raw_reason in zip(ids, entries, bodies, reasons, strict=True):
+    for redis_id, (_, score), body, raw_reason in zip(ids, entries, bodies, reasons, strict=True):
         try:
             message = Message.decode(body) if body else None
         except Exception:
             message = None
-        why = (
-            json.loads(raw_reason)
-            if raw_reason
-            else {"error_type": "Unknown", "reason": "no reason recorded"}
-        )
-        letters.append(
-            DeadLetter(redis_id, queue_name, int(score), message, why["error_type"], why["reason"])
-        )
+        why = json.loads(raw_reason) if raw_reason else {"error_type": "Unknown", "reason": "no reason recorded"}
+        letters.append(DeadLetter(redis_id, queue_name, int(score), message, why["error_type"], why["reason"]))
     return letters
 
 
@@ -89,9 +81,7 @@ def replay_dead_letter(broker: RedisBroker, queue_name: str, redis_message_id: s
         message = Message.decode(body)
     except Exception:
         return False
-    options = {
-        k: v for k, v in message.options.items() if k not in {"retries", "traceback", "redis_message_id"}
-    }
+    options = {k: v for k, v in message.options.items() if k not in {"retries", "traceback", "redis_message_id"}}
     broker.enqueue(Message(**{**message.asdict(), "options": options}))
     _forget(broker, queue_name, redis_message_id)
     return True

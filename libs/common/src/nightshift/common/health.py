@@ -85,9 +85,7 @@ class HealthServer:
 
         self._server = ThreadingHTTPServer((host, port), Handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="nightshift-health", daemon=True
-        )
+        self._thread = threading.Thread(target=self._server.serve_forever, name="nightshift-health", daemon=True)
 
     @property
     def port(self) -> int:

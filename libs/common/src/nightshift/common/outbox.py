@@ -84,18 +84,13 @@ class OutboxRelay:
             if not session.execute(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": RELAY_LOCK}).scalar():
                 return 0
             rows = session.scalars(
-                select(OutboxEvent)
-                .where(OutboxEvent.sent_at.is_(None))
-                .order_by(OutboxEvent.id)
-                .limit(self.batch_size)
+                select(OutboxEvent).where(OutboxEvent.sent_at.is_(None)).order_by(OutboxEvent.id).limit(self.batch_size)
             ).all()
             for row in rows:
                 self._forward(row)
             if rows:
                 session.execute(
-                    update(OutboxEvent)
-                    .where(OutboxEvent.id.in_([r.id for r in rows]))
-                    .values(sent_at=text("now()"))
+                    update(OutboxEvent).where(OutboxEvent.id.in_([r.id for r in rows])).values(sent_at=text("now()"))
                 )
             return len(rows)
 
@@ -104,9 +99,7 @@ class OutboxRelay:
             spec, event = validate_event(row.event_name, row.payload)
         except EventError:
             # Validated when written; only a schema change since can get here.
-            logger.error(
-                "Outbox row %s no longer matches its event schema; not relayed.", row.id, exc_info=True
-            )
+            logger.error("Outbox row %s no longer matches its event schema; not relayed.", row.id, exc_info=True)
             return
         options = {TRACE_OPTION: row.trace_context} if row.trace_context else None
         for message in event_messages(spec, event, idempotency_base=f"outbox:{row.id}", options=options):

@@ -16,7 +16,7 @@ here: :class:`nightshift.common.middleware.liveness.WorkerLiveness` runs it on a
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
 from dramatiq.broker import MessageProxy
@@ -26,6 +26,11 @@ from dramatiq.errors import ConnectionClosed
 from dramatiq.message import Message
 
 from nightshift.common import dead_letters
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
+    from nightshift.common.records import RecordWriter
 
 #: At most this many wake tokens are kept per queue (enough to wake that many idle consumers).
 WAKE_TOKENS = 32
@@ -69,6 +74,10 @@ return out
 class NightshiftRedisBroker(RedisBroker):
     """A :class:`RedisBroker` whose consumers wake on enqueue (see the module doc)."""
 
+    #: Set by :func:`nightshift.common.broker.build_broker`.
+    metrics_registry: CollectorRegistry
+    record_writer: RecordWriter
+
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("maintenance_chance", 0)
         super().__init__(**kwargs)
@@ -85,9 +94,7 @@ class NightshiftRedisBroker(RedisBroker):
 
     def do_enqueue(self, queue_name: str, message_id: str, data: bytes) -> None:
         full = self.key(queue_name)
-        self._enqueue_script(
-            keys=[full, f"{full}.msgs", f"{full}.wake"], args=[message_id, data, WAKE_TOKENS]
-        )
+        self._enqueue_script(keys=[full, f"{full}.msgs", f"{full}.wake"], args=[message_id, data, WAKE_TOKENS])
 
     def fetch(self, queue_name: str, worker_queue: str, count: int) -> list[tuple[str, bytes]]:
         """Move up to *count* message ids into this worker's ack set; return (id, body) pairs."""
@@ -164,10 +171,6 @@ class WakingConsumer(_RedisConsumer):  # type: ignore[misc]
             # Never log or keep the body: it is unknown data, possibly personal.
             reason = f"body of {len(body)} bytes is not a Dramatiq message ({type(error).__name__})"
             self.broker.do_nack(self.queue_name, redis_id)
-            dead_letters.record_reason(
-                self.broker, q_name(self.queue_name), redis_id, "UndecodableMessage", reason
-            )
-            self.logger.error(
-                "Dead-lettered undecodable message %s on %s: %s", redis_id, self.queue_name, reason
-            )
+            dead_letters.record_reason(self.broker, q_name(self.queue_name), redis_id, "UndecodableMessage", reason)
+            self.logger.error("Dead-lettered undecodable message %s on %s: %s", redis_id, self.queue_name, reason)
             return None

@@ -9,9 +9,7 @@ from nightshift.common.settings import LOCAL_ENV_FILE
 
 
 class UsersSettings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="USERS_", env_file=LOCAL_ENV_FILE, extra="ignore", frozen=True
-    )
+    model_config = SettingsConfigDict(env_prefix="USERS_", env_file=LOCAL_ENV_FILE, extra="ignore", frozen=True)
 
     #: Rows deleted per transaction by the token cleanup: small enough to never hold long locks.
     cleanup_batch_size: int = Field(default=5000, ge=1, le=100_000)

@@ -46,9 +46,7 @@ def cleanup_expired_tokens(
     """
     now = now or dt.datetime.now(dt.UTC)
     tokens = _delete_in_batches(engine, _DELETE_TOKENS, {"now": now, "batch": batch_size})
-    sessions = _delete_in_batches(
-        engine, _DELETE_SESSIONS, {"cutoff": now - session_retention, "batch": batch_size}
-    )
+    sessions = _delete_in_batches(engine, _DELETE_SESSIONS, {"cutoff": now - session_retention, "batch": batch_size})
     return CleanupResult(tokens[0], sessions[0], tokens[1] + sessions[1])
 
 

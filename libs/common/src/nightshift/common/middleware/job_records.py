@@ -43,9 +43,7 @@ class JobRecords(Middleware):
         self._started: dict[str, tuple[float, dt.datetime, int]] = {}
         self._lock = threading.Lock()
 
-    def after_enqueue(
-        self, broker: dramatiq.Broker, message: dramatiq.Message[Any], delay: int | None
-    ) -> None:
+    def after_enqueue(self, broker: dramatiq.Broker, message: dramatiq.Message[Any], delay: int | None) -> None:
         if message.options.get("retries"):
             return  # a retry being scheduled: after_process_message already said "retrying"
         now = _now()
@@ -89,10 +87,7 @@ class JobRecords(Middleware):
         result: Any = None,
         exception: BaseException | None = None,
     ) -> None:
-        if exception is None:
-            status = "done"
-        else:
-            status = "dead" if message.failed else "retrying"
+        status = "done" if exception is None else "dead" if message.failed else "retrying"
         self._finish(message, status, describe_error(exception))
 
     def after_skip_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:

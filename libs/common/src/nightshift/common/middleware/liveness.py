@@ -40,9 +40,7 @@ class WorkerLiveness(Middleware):
             return
         self._worker = worker
         self._stop.clear()
-        self._thread = threading.Thread(
-            target=self._run, args=(broker,), name="nightshift-liveness", daemon=True
-        )
+        self._thread = threading.Thread(target=self._run, args=(broker,), name="nightshift-liveness", daemon=True)
         self._thread.start()
 
     def after_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
@@ -69,11 +67,7 @@ class WorkerLiveness(Middleware):
         consumers = {name: thread.is_alive() for name, thread in worker.consumers.items()}
         threads_alive = sum(thread.is_alive() for thread in worker.workers)
         beat_age = time.monotonic() - self.last_beat
-        ok = (
-            all(consumers.values())
-            and threads_alive == len(worker.workers)
-            and beat_age < 5 * self.interval_s + 5
-        )
+        ok = all(consumers.values()) and threads_alive == len(worker.workers) and beat_age < 5 * self.interval_s + 5
         return ok, {
             "consumers": consumers,
             "worker_threads_alive": threads_alive,

@@ -66,4 +66,4 @@ class ScheduledRetries(Retries):
         else:
             delay = schedule[retries]
         self.logger.info("Retrying message %r in %d ms.", message.message_id, delay)
-        broker.enqueue(message, delay=delay)
+        broker.enqueue(message, delay=delay)  # type: ignore[arg-type]

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import threading
+from contextvars import Token
 from typing import Any
 
 import dramatiq
 from dramatiq.broker import MessageProxy
 from dramatiq.middleware import Middleware
 from opentelemetry import context, propagate, trace
+from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 #: The message option holding the W3C ``traceparent``/``tracestate`` carrier.
@@ -27,9 +29,7 @@ class Tracing(Middleware):
         self.tracer = trace.get_tracer("nightshift.worker")
         self._local = threading.local()
 
-    def before_enqueue(
-        self, broker: dramatiq.Broker, message: dramatiq.Message[Any], delay: int | None
-    ) -> None:
+    def before_enqueue(self, broker: dramatiq.Broker, message: dramatiq.Message[Any], delay: int | None) -> None:
         if TRACE_OPTION in message.options:
             return
         carrier: dict[str, str] = {}
@@ -78,8 +78,8 @@ class Tracing(Middleware):
         span.end()
         context.detach(token)
 
-    def _stack(self) -> list[tuple[Span, object]]:
-        stack: list[tuple[Span, object]] | None = getattr(self._local, "stack", None)
+    def _stack(self) -> list[tuple[Span, Token[Context]]]:
+        stack: list[tuple[Span, Token[Context]]] | None = getattr(self._local, "stack", None)
         if stack is None:
             stack = self._local.stack = []
         return stack

@@ -82,9 +82,7 @@ def upgrade() -> None:
     op.create_table(
         "processed_keys",
         sa.Column("key", sa.String(length=200), nullable=False),
-        sa.Column(
-            "processed_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False
-        ),
+        sa.Column("processed_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
         sa.PrimaryKeyConstraint("key", name=op.f("pk_processed_keys")),
     )
     op.create_table(
@@ -145,9 +143,7 @@ def upgrade() -> None:
         sa.Column("author_id", sa.BigInteger(), nullable=False),
         sa.Column("body", sa.Text(), server_default="", nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["author_id"], ["users.id"], name=op.f("fk_posts_author_id_users"), ondelete="CASCADE"
-        ),
+        sa.ForeignKeyConstraint(["author_id"], ["users.id"], name=op.f("fk_posts_author_id_users"), ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_posts")),
     )
     op.create_index(op.f("ix_posts_author_id"), "posts", ["author_id"], unique=False)
@@ -187,9 +183,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(
             ["author_id"], ["users.id"], name=op.f("fk_comments_author_id_users"), ondelete="CASCADE"
         ),
-        sa.ForeignKeyConstraint(
-            ["post_id"], ["posts.id"], name=op.f("fk_comments_post_id_posts"), ondelete="CASCADE"
-        ),
+        sa.ForeignKeyConstraint(["post_id"], ["posts.id"], name=op.f("fk_comments_post_id_posts"), ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_comments")),
     )
     op.create_index(op.f("ix_comments_author_id"), "comments", ["author_id"], unique=False)
@@ -231,9 +225,7 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_task_audit_message_id"), table_name="task_audit")
     op.drop_table("task_audit")
     op.drop_table("processed_keys")
-    op.drop_index(
-        "ix_outbox_events_unsent", table_name="outbox_events", postgresql_where=sa.text("sent_at IS NULL")
-    )
+    op.drop_index("ix_outbox_events_unsent", table_name="outbox_events", postgresql_where=sa.text("sent_at IS NULL"))
     op.drop_table("outbox_events")
     op.drop_index("ix_job_records_status_updated", table_name="job_records")
     op.drop_index("ix_job_records_actor_updated", table_name="job_records")
