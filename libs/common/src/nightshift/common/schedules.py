@@ -25,9 +25,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from nightshift.common.contracts import Contract
 
-#: What happens to fires missed while no scheduler was active:
-#: ``skip`` drops them, ``coalesce`` runs once for all of them if the latest is
-#: within the grace, ``catch_up`` runs each one that is within the catch-up window.
+#: What happens to fires missed while no scheduler was active (downtime, failover):
+#: ``skip`` drops them, ``coalesce`` runs once for all of them if the latest was
+#: missed by less than the grace, ``catch_up`` runs each one within the catch-up window.
+#: Dropped fires are recorded as schedule events either way.
 MisfirePolicy = Literal["skip", "coalesce", "catch_up"]
 
 #: What happens when a fire comes while the previous run is still queued or running.
@@ -50,15 +51,14 @@ class Schedule:
     """One periodic job.
 
     Parameters:
-      name: Unique across the platform (``users.cleanup_expired_tokens`` style or a bare
-        name); it names the fires' message ids, so never reuse one for another job.
+      name: Unique across the platform (the actor's name is a good choice); it names the
+        fires' message ids, so never reuse one for another job.
       cron: Five fields (minute hour day month weekday) or six with seconds first.
       contract: The actor to enqueue a message for.
       payload: The actor's keyword arguments, validated against the contract at import.
       timezone: IANA name; None means the platform's ``TIMEZONE`` setting.
       misfire: Policy for fires missed during downtime or failover.
-      grace: How late a missed fire may still run (``coalesce``; and ``skip`` lets a fire
-        this late still run, since a scheduler that is merely slow has not missed it).
+      grace: How late the one run of ``coalesce`` may be; a fire missed by more is skipped.
       catch_up_window: How far back ``catch_up`` replays missed fires.
       overlap: Whether to fire while the previous run is still queued or running.
       description: One line shown by ``nightshift schedule list``.
