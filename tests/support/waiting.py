@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 T = TypeVar("T")
 
 
-def wait_for(predicate: Callable[[], T], *, timeout: float = 10.0, interval: float = 0.02, what: str = "") -> T:
+def wait_for(
+    predicate: Callable[[], T | None | Literal[False]], *, timeout: float = 10.0, interval: float = 0.02, what: str = ""
+) -> T:
     """Poll *predicate* until it returns something truthy; return that.
 
     Raises:
