@@ -1,0 +1,120 @@
+"""Objects in S3 (or any S3-compatible store) through boto3, with presigned links."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from nightshift.common.errors import NotFound
+from nightshift.common.storage.base import Storage, validate_key, validate_lifetime
+
+#: S3 deletes at most this many keys per request.
+DELETE_BATCH = 1000
+
+#: Error codes S3 (and compatible stores) use for a missing object.
+_MISSING = {"404", "NoSuchKey", "NotFound"}
+
+
+class S3Storage(Storage):
+    """Keys live in *bucket* under *prefix*.
+
+    Parameters:
+      bucket: The bucket (it must exist).
+      prefix: Prepended to every key, so several environments can share a bucket.
+      endpoint_url: An S3-compatible endpoint (MinIO, moto…); None for AWS.
+      region_name: The bucket's region.
+      client: A ready boto3 client, instead of one built from the other arguments.
+
+    Credentials come from boto3's usual chain (environment, profile, instance role).
+    """
+
+    def __init__(
+        self,
+        bucket: str,
+        *,
+        prefix: str = "",
+        endpoint_url: str | None = None,
+        region_name: str | None = None,
+        client: Any = None,
+    ) -> None:
+        self.bucket = bucket
+        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+        self.client = client or boto3.client(
+            "s3",
+            endpoint_url=endpoint_url,
+            region_name=region_name,
+            config=Config(
+                signature_version="s3v4",
+                connect_timeout=3,
+                read_timeout=30,
+                retries={"mode": "standard", "max_attempts": 3},
+                s3={"addressing_style": "path"} if endpoint_url else None,
+            ),
+        )
+
+    def _name(self, key: str) -> str:
+        return self.prefix + validate_key(key)
+
+    def put(self, key: str, data: bytes, *, content_type: str = "application/octet-stream") -> None:
+        self.client.put_object(Bucket=self.bucket, Key=self._name(key), Body=data, ContentType=content_type)
+
+    def get(self, key: str) -> bytes:
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=self._name(key))
+        except ClientError as error:
+            raise self._translate(error, key) from None
+        body: bytes = response["Body"].read()
+        return body
+
+    def size(self, key: str) -> int:
+        try:
+            response = self.client.head_object(Bucket=self.bucket, Key=self._name(key))
+        except ClientError as error:
+            raise self._translate(error, key) from None
+        return int(response["ContentLength"])
+
+    def exists(self, key: str) -> bool:
+        try:
+            self.size(key)
+        except NotFound:
+            return False
+        return True
+
+    def delete_many(self, keys: Iterable[str]) -> None:
+        names = [self._name(key) for key in keys]
+        for start in range(0, len(names), DELETE_BATCH):
+            batch = names[start : start + DELETE_BATCH]
+            response = self.client.delete_objects(
+                Bucket=self.bucket, Delete={"Objects": [{"Key": name} for name in batch], "Quiet": True}
+            )
+            errors = [e for e in response.get("Errors", []) if e.get("Code") not in _MISSING]
+            if errors:
+                first = errors[0]
+                raise OSError(f"S3 refused to delete {first.get('Key')!r}: {first.get('Code')} {first.get('Message')}")
+
+    def list(self, prefix: str = "") -> Iterator[str]:
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix):
+            for item in page.get("Contents", []):
+                yield str(item["Key"])[len(self.prefix) :]
+
+    def link(self, key: str, *, expires_in: dt.timedelta, filename: str | None = None) -> str:
+        params: dict[str, str] = {"Bucket": self.bucket, "Key": self._name(key)}
+        if filename:
+            params["ResponseContentDisposition"] = f'attachment; filename="{filename}"'
+        url: str = self.client.generate_presigned_url(
+            "get_object", Params=params, ExpiresIn=validate_lifetime(expires_in)
+        )
+        return url
+
+    def _translate(self, error: ClientError, key: str) -> Exception:
+        code = str(error.response.get("Error", {}).get("Code", ""))
+        if code in _MISSING:
+            return NotFound(f"no stored object {key!r} in s3://{self.bucket}/{self.prefix}")
+        other: Exception = error
+        return other

@@ -1,0 +1,118 @@
+"""The storage interface behaves the same on a local folder and on S3 (moto over HTTP)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import urllib.request
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from nightshift.common.errors import ConfigurationError, NotFound
+from nightshift.common.storage import Storage, open_storage
+from nightshift.common.storage.local import LocalStorage
+from tests.integration.storage.s3server import new_bucket
+
+
+def test_put_get_size_list_delete(storage: Storage) -> None:
+    storage.put("media/1/original", b"first", content_type="image/jpeg")
+    storage.put("media/1/original", b"second version")
+    storage.put("media/2/thumb.webp", b"x")
+
+    assert storage.get("media/1/original") == b"second version"
+    assert storage.size("media/1/original") == len(b"second version")
+    assert storage.exists("media/2/thumb.webp")
+    assert sorted(storage.list("media/")) == ["media/1/original", "media/2/thumb.webp"]
+    assert sorted(storage.list("media/1/")) == ["media/1/original"]
+
+    storage.delete_many(["media/1/original", "media/1/never-existed"])
+    storage.delete("media/2/thumb.webp")
+    storage.delete("media/2/thumb.webp")  # idempotent
+    assert list(storage.list("media/")) == []
+    assert not storage.exists("media/1/original")
+
+
+def test_missing_objects_raise_not_found(storage: Storage) -> None:
+    with pytest.raises(NotFound, match="nope/key"):
+        storage.get("nope/key")
+    with pytest.raises(NotFound, match="nope/key"):
+        storage.size("nope/key")
+
+
+@pytest.mark.parametrize("key", ["", "/abs", "a/../b", "a//b", "trailing/", "sp ace"])
+def test_unsafe_keys_are_refused(storage: Storage, key: str) -> None:
+    with pytest.raises(ValueError, match="invalid storage key"):
+        storage.put(key, b"x")
+
+
+def test_link_lifetime_is_bounded(storage: Storage) -> None:
+    storage.put("a", b"x")
+    with pytest.raises(ValueError, match="lifetime"):
+        storage.link("a", expires_in=dt.timedelta(0))
+    with pytest.raises(ValueError, match="lifetime"):
+        storage.link("a", expires_in=dt.timedelta(days=8))
+
+
+def test_s3_presigned_link_downloads(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    storage = open_storage(f"s3://{new_bucket(s3_endpoint, monkeypatch)}/env-a?endpoint_url={s3_endpoint}")
+    storage.put("exports/report.csv.gz", b"payload", content_type="application/gzip")
+    url = storage.link("exports/report.csv.gz", expires_in=dt.timedelta(minutes=5), filename="report.csv.gz")
+    with urllib.request.urlopen(url, timeout=5) as response:
+        assert response.read() == b"payload"
+        assert "report.csv.gz" in response.headers["Content-Disposition"]
+    query = parse_qs(urlsplit(url).query)
+    assert query["X-Amz-Expires"] == ["300"]
+    # moto serves presigned URLs without enforcing their expiry; AWS enforces this field.
+    assert query["X-Amz-Algorithm"] == ["AWS4-HMAC-SHA256"]
+
+
+def test_local_link_is_signed_and_expires(tmp_path: Path) -> None:
+    storage = open_storage(f"file://{tmp_path}", signing_key="secret", link_base="http://files.test/f")
+    assert isinstance(storage, LocalStorage)
+    storage.put("exports/7.csv.gz", b"x")
+    url = storage.link("exports/7.csv.gz", expires_in=dt.timedelta(minutes=5), filename="7.csv.gz")
+    parts = urlsplit(url)
+    query = {name: values[0] for name, values in parse_qs(parts.query).items()}
+    assert f"{parts.scheme}://{parts.netloc}{parts.path}" == "http://files.test/f/exports/7.csv.gz"
+    expires, signature = int(query["expires"]), query["signature"]
+
+    assert storage.verify_link("exports/7.csv.gz", expires, signature, filename="7.csv.gz")
+    assert not storage.verify_link("exports/7.csv.gz", expires, signature, filename="8.csv.gz")
+    assert not storage.verify_link("exports/8.csv.gz", expires, signature, filename="7.csv.gz")
+    assert not storage.verify_link("exports/7.csv.gz", expires + 1, signature, filename="7.csv.gz")
+    assert not storage.verify_link("exports/7.csv.gz", expires, signature, filename="7.csv.gz", now=expires + 1)
+    other = open_storage(f"file://{tmp_path}", signing_key="another")
+    assert isinstance(other, LocalStorage)
+    assert not other.verify_link("exports/7.csv.gz", expires, signature, filename="7.csv.gz")
+
+
+def test_local_delete_prunes_empty_folders(tmp_path: Path) -> None:
+    storage = open_storage(f"file://{tmp_path / 'root'}")
+    storage.put("media/5/large.webp", b"x")
+    storage.delete("media/5/large.webp")
+    assert list((tmp_path / "root").iterdir()) == []
+
+
+def test_s3_prefix_keeps_environments_apart(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    bucket = new_bucket(s3_endpoint, monkeypatch)
+    first = open_storage(f"s3://{bucket}/one?endpoint_url={s3_endpoint}")
+    second = open_storage(f"s3://{bucket}/two?endpoint_url={s3_endpoint}")
+    first.put("k", b"1")
+    second.put("k", b"2")
+    assert (first.get("k"), second.get("k")) == (b"1", b"2")
+    assert list(first.list()) == ["k"]
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("ftp://x", "expected a file:// or s3://"),
+        ("s3:///no-bucket", "needs a bucket"),
+        ("s3://b?colour=red", "unknown options colour"),
+        ("file://", "needs a folder"),
+    ],
+)
+def test_bad_storage_urls_name_the_variable(url: str, problem: str) -> None:
+    with pytest.raises(ConfigurationError, match=f"STORAGE_URL.*{problem}"):
+        open_storage(url)
