@@ -1,0 +1,1 @@
+"""The notifications service: templated email through a pluggable provider, with a delivery log."""

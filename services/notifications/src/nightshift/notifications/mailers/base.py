@@ -1,0 +1,61 @@
+"""What a mailer sends and the one method every backend implements."""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+
+@dataclass(frozen=True)
+class Address:
+    """A mailbox: an address and the name shown with it (personal data: never logged)."""
+
+    email: str = field(repr=False)
+    name: str = field(default="", repr=False)
+
+
+@dataclass(frozen=True)
+class Email:
+    """A rendered email to one recipient.
+
+    Parameters:
+      recipient: Who receives it.
+      subject: One line, already rendered.
+      text: The plain-text part.
+      html: The HTML part.
+      idempotency_key: What makes this email once; backends derive stable
+        identifiers from it (file name, ``Message-ID``) so a repeat is recognisable.
+    """
+
+    recipient: Address
+    subject: str = field(repr=False)
+    text: str = field(repr=False)
+    html: str = field(repr=False)
+    idempotency_key: str
+
+
+class Mailer(abc.ABC):
+    """Sends emails from one sender through one provider.
+
+    Parameters:
+      sender: The ``From`` of every email this mailer sends.
+    """
+
+    #: The backend's name, recorded on each delivery row.
+    backend: ClassVar[str]
+
+    def __init__(self, *, sender: Address) -> None:
+        self.sender = sender
+
+    @abc.abstractmethod
+    def send(self, email: Email) -> str | None:
+        """Hand *email* to the provider.
+
+        Returns:
+          The provider's id for the message, when it gives one.
+
+        Raises:
+          ProviderUnavailable: The provider may accept it later (retried).
+          ProviderRejected: The provider refused it for good.
+        """
