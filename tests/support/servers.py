@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -44,7 +45,9 @@ def postgres_server(workdir: Path) -> Iterator[str]:
                 admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         return
     runtime_dir_default()
-    server = EmbeddedPostgres(workdir / "pg", keep=False).start()
+    # Not under pytest's temp folder: concurrent pytest sessions prune each other's old folders
+    # there, and its 0700 permissions would have to be opened to the postgres system user.
+    server = EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="nightshift-pg-")) / "pg", keep=False).start()
     try:
         yield server.create_database("nightshift_test")
     finally:

@@ -10,7 +10,7 @@ T = TypeVar("T")
 
 
 def wait_for(
-    predicate: Callable[[], T | None | Literal[False]], *, timeout: float = 10.0, interval: float = 0.02, what: str = ""
+    predicate: Callable[[], T | Literal[False] | None], *, timeout: float = 10.0, interval: float = 0.02, what: str = ""
 ) -> T:
     """Poll *predicate* until it returns something truthy; return that.
 
