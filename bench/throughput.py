@@ -268,15 +268,15 @@ class Driver:
                 return self.queue_empty()
 
             wait_until(drained, timeout_s=600, interval_s=POLL_INTERVAL_S)
-            drained = time.perf_counter()
+            finished = time.perf_counter()
             result = {
-                "msgs_per_s": messages / (drained - started),
+                "msgs_per_s": messages / (finished - started),
                 "seconds": drained - started,
                 "enqueue_per_s": enqueued["enqueue_per_s"],
             }
             if stack.startswith("nightshift") and "JobRecords" not in stack:
                 wait_until(lambda: self.audit_rows() >= messages, timeout_s=120, interval_s=0.02)
-                result["records_lag_s"] = time.perf_counter() - drained
+                result["records_lag_s"] = time.perf_counter() - finished
         finally:
             self.client.rpush(STOP_KEY, *["stop"] * processes)
             for process in workers:
