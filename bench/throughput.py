@@ -271,7 +271,7 @@ class Driver:
             finished = time.perf_counter()
             result = {
                 "msgs_per_s": messages / (finished - started),
-                "seconds": drained - started,
+                "seconds": finished - started,
                 "enqueue_per_s": enqueued["enqueue_per_s"],
             }
             if stack.startswith("nightshift") and "JobRecords" not in stack:
