@@ -1,0 +1,56 @@
+"""A missing or malformed setting stops the process with a message naming it."""
+
+from __future__ import annotations
+
+import pytest
+
+from nightshift.common.settings import CommonSettings, load_settings, with_redis_db
+
+
+def test_missing_and_malformed_variables_are_named(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: object
+) -> None:
+    monkeypatch.chdir(str(tmp_path))
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    monkeypatch.setenv("DATABASE_URL", "mysql://nope")
+    monkeypatch.setenv("HEALTH_PORT", "not-a-port")
+
+    with pytest.raises(SystemExit) as stopped:
+        load_settings(CommonSettings)
+
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert "REDIS_URL: Field required" in err
+    assert "DATABASE_URL: Value error, must be a postgresql:// URL" in err
+    assert "HEALTH_PORT: Input should be a valid integer" in err
+
+
+def test_local_env_file_is_the_fallback(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
+    from pathlib import Path
+
+    root = Path(str(tmp_path))
+    (root / "var" / "run").mkdir(parents=True)
+    (root / "var" / "run" / "local.env").write_text(
+        "REDIS_URL=redis://127.0.0.1:7000/0\nDATABASE_URL=postgresql://x@/db\n"
+    )
+    monkeypatch.chdir(root)
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    monkeypatch.setenv("DATABASE_URL", "postgresql://from-env@/db")
+
+    settings = load_settings(CommonSettings)
+
+    assert settings.redis_url == "redis://127.0.0.1:7000/0"
+    assert settings.database_url == "postgresql://from-env@/db"
+    assert settings.broker_url == "redis://127.0.0.1:7000/1"
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("redis://h:1/0", "redis://h:1/3"),
+        ("redis://h:1", "redis://h:1/3"),
+        ("rediss://:pw@h:1/2?ssl_cert_reqs=none", "rediss://:pw@h:1/3?ssl_cert_reqs=none"),
+    ],
+)
+def test_broker_database_is_derived_from_redis_url(url: str, expected: str) -> None:
+    assert with_redis_db(url, 3) == expected
