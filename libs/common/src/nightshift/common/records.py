@@ -62,18 +62,30 @@ class AuditEntry:
 
 
 def merge(old: JobEvent, new: JobEvent) -> JobEvent:
-    """Combine two events about one message the way the upsert does."""
+    """Combine two events about one message the way the upsert does, whatever their order.
+
+    Status comes from the newer event; the first enqueue is the earliest one, the
+    start and finish the latest ones; an error is kept until a newer one replaces it.
+    """
     first, last = (old, new) if new.at >= old.at else (new, old)
     return replace(
         last,
         attempts=max(old.attempts, new.attempts),
         args=last.args or first.args,
         trigger=first.trigger or last.trigger,
-        enqueued_at=first.enqueued_at or last.enqueued_at,
-        started_at=last.started_at or first.started_at,
-        finished_at=last.finished_at or first.finished_at,
+        enqueued_at=_earliest(old.enqueued_at, new.enqueued_at),
+        started_at=_latest(old.started_at, new.started_at),
+        finished_at=_latest(old.finished_at, new.finished_at),
         error=last.error or first.error,
     )
+
+
+def _earliest(a: dt.datetime | None, b: dt.datetime | None) -> dt.datetime | None:
+    return min((t for t in (a, b) if t is not None), default=None)
+
+
+def _latest(a: dt.datetime | None, b: dt.datetime | None) -> dt.datetime | None:
+    return max((t for t in (a, b) if t is not None), default=None)
 
 
 _UPSERT_JOBS = """
@@ -87,12 +99,8 @@ ON CONFLICT (message_id) DO UPDATE SET
     args = CASE WHEN j.args = '{}'::jsonb THEN EXCLUDED.args ELSE j.args END,
     trigger = COALESCE(j.trigger, EXCLUDED.trigger),
     enqueued_at = LEAST(j.enqueued_at, EXCLUDED.enqueued_at),
-    started_at = CASE WHEN EXCLUDED.updated_at >= j.updated_at
-                      THEN COALESCE(EXCLUDED.started_at, j.started_at)
-                      ELSE COALESCE(j.started_at, EXCLUDED.started_at) END,
-    finished_at = CASE WHEN EXCLUDED.updated_at >= j.updated_at
-                       THEN COALESCE(EXCLUDED.finished_at, j.finished_at)
-                       ELSE COALESCE(j.finished_at, EXCLUDED.finished_at) END,
+    started_at = GREATEST(j.started_at, EXCLUDED.started_at),
+    finished_at = GREATEST(j.finished_at, EXCLUDED.finished_at),
     last_error = CASE WHEN EXCLUDED.updated_at >= j.updated_at
                       THEN COALESCE(EXCLUDED.last_error, j.last_error)
                       ELSE COALESCE(j.last_error, EXCLUDED.last_error) END,
