@@ -99,7 +99,9 @@ def test_poison_messages_are_dead_lettered_and_the_worker_keeps_going(
     broker: NightshiftRedisBroker, run_worker: Any, clean_db: Engine, redis_client: redis.Redis[bytes]
 ) -> None:
     run_worker({QUEUE})
-    unknown: Message[None] = Message(queue_name=QUEUE, actor_name="no_such_actor", args=(), kwargs={"job": "x"}, options={})
+    unknown: Message[None] = Message(
+        queue_name=QUEUE, actor_name="no_such_actor", args=(), kwargs={"job": "x"}, options={}
+    )
     broker.enqueue(unknown)
     # A body that is not a Dramatiq message at all, written the way the broker would store one.
     redis_client.hset(f"dramatiq:{QUEUE}.msgs", "garbage-1", b"\xff\xfenot json")
