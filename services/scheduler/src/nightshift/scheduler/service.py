@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from nightshift.common.service import ServiceSpec
 
-SERVICE = ServiceSpec(name="scheduler", lanes=(), health_port=8110)
+SERVICE = ServiceSpec(
+    name="scheduler",
+    lanes=(),
+    migrations_dir=Path(__file__).parent / "migrations",
+    health_port=8110,
+    entrypoint="nightshift.scheduler.main:run",
+)
