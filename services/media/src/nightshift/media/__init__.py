@@ -1,0 +1,1 @@
+"""The media service: uploaded images validated, oriented, stripped and turned into variants."""

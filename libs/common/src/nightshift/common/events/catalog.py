@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from nightshift.common.contracts import notifications, users
+from nightshift.common.contracts import media, notifications, users
 from nightshift.common.events.spec import EventPayload, EventSpec, Subscriber
 
 
@@ -25,6 +25,27 @@ class NotificationRequested(EventPayload):
     idempotency_key: str = Field(min_length=1, max_length=200)
     context_ids: dict[str, int] = Field(default_factory=dict)
     urgency: Literal["high", "critical"] = "high"
+
+
+class MediaUploaded(EventPayload):
+    media_id: int = Field(gt=0)
+
+
+class MediaProcessed(EventPayload):
+    media_id: int = Field(gt=0)
+    width: int = Field(gt=0)
+    height: int = Field(gt=0)
+    variants: list[str]
+
+
+class MediaFailed(EventPayload):
+    media_id: int = Field(gt=0)
+    #: A short code: too_large, unsupported_type, too_many_pixels, corrupt, missing.
+    reason: str = Field(pattern=r"^[a-z][a-z_]*$", max_length=32)
+
+
+class PostDeleted(EventPayload):
+    post_id: int = Field(gt=0)
 
 
 def _email_fields(event: NotificationRequested) -> dict[str, object]:
@@ -58,6 +79,34 @@ CATALOG: dict[str, EventSpec] = {
                 ),
             ),
             description="Some service asks that a user be notified.",
+        ),
+        EventSpec(
+            name="media.uploaded",
+            version=1,
+            schema=MediaUploaded,
+            subscribers=(Subscriber(media.PROCESS_MEDIA_UPLOAD),),
+            description="An image was uploaded to storage and its media row created.",
+        ),
+        EventSpec(
+            name="media.processed",
+            version=1,
+            schema=MediaProcessed,
+            subscribers=(),
+            description="An upload's variants are stored and recorded on its media row.",
+        ),
+        EventSpec(
+            name="media.failed",
+            version=1,
+            schema=MediaFailed,
+            subscribers=(),
+            description="An upload was refused; the media row holds the detailed reason.",
+        ),
+        EventSpec(
+            name="post.deleted",
+            version=1,
+            schema=PostDeleted,
+            subscribers=(Subscriber(media.DELETE_POST_MEDIA),),
+            description="A post was deleted; its media go with it.",
         ),
     )
 }

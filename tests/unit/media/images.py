@@ -1,0 +1,78 @@
+"""Generated test images: marked so orientation can be checked, and hostile ones."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+
+from PIL import Image, ImageCms
+
+#: Colours of the two halves of :func:`halves`.
+RED, BLUE = (220, 20, 20), (20, 20, 220)
+
+#: EXIF tags: orientation and the GPS directory.
+ORIENTATION, GPS_IFD = 0x0112, 0x8825
+
+
+def halves(width: int, height: int, mode: str = "RGB") -> Image.Image:
+    """Left half red, right half blue: where red ends up shows how the image was turned."""
+    image = Image.new("RGB", (width, height), BLUE)
+    image.paste(RED, (0, 0, width // 2, height))
+    return image.convert(mode) if mode != "RGB" else image
+
+
+def encode(image: Image.Image, kind: str, **options: object) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, kind, **options)
+    return buffer.getvalue()
+
+
+def jpeg_with_metadata(width: int, height: int, *, orientation: int = 6) -> bytes:
+    """A JPEG carrying an orientation, GPS coordinates, XMP, a comment and an ICC profile."""
+    exif = Image.Exif()
+    exif[ORIENTATION] = orientation
+    gps = exif.get_ifd(GPS_IFD)
+    gps[1], gps[2] = "N", (48.0, 51.0, 24.0)
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    return encode(
+        halves(width, height),
+        "JPEG",
+        quality=90,
+        exif=exif.tobytes(),
+        comment=b"shot at home",
+        xmp=b"<x:xmpmeta>where: home</x:xmpmeta>",
+        icc_profile=srgb,
+    )
+
+
+def png_bomb(width: int = 20_000, height: int = 20_000) -> bytes:
+    """A valid 1-bit PNG of *width* x *height* black pixels that compresses to tens of kilobytes."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    row = b"\x00" * (1 + (width + 7) // 8)  # filter byte, then packed bits
+    compressor = zlib.compressobj(9)
+    idat = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+def animated_gif() -> bytes:
+    """A two-frame GIF: red first, blue second."""
+    frames = [Image.new("RGB", (300, 200), RED), Image.new("RGB", (300, 200), BLUE)]
+    return encode(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
+
+
+def open_output(data: bytes) -> Image.Image:
+    image = Image.open(io.BytesIO(data))
+    image.load()
+    return image
+
+
+def assert_no_metadata(image: Image.Image) -> None:
+    """No EXIF (so no GPS), XMP, ICC profile or comment survived."""
+    assert not image.getexif(), dict(image.getexif())
+    for key in ("exif", "xmp", "XML:com.adobe.xmp", "icc_profile", "comment"):
+        assert not image.info.get(key), key
