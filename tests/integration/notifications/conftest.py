@@ -1,0 +1,132 @@
+"""Local stand-ins for the mail providers (a real SMTP server, an HTTP server for SendGrid) and users."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session as DbSession
+
+from nightshift.common.db.models import User
+from nightshift.common.settings import CommonSettings
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    at: float
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: Any
+
+
+@dataclass
+class SendGridStub:
+    """A local HTTP server answering like SendGrid's Mail Send API and recording each request."""
+
+    url: str
+    status: int = 202
+    response_body: bytes = b""
+    requests: list[RecordedRequest] = field(default_factory=list)
+
+
+@pytest.fixture
+def sendgrid_stub() -> Iterator[SendGridStub]:
+    stub = SendGridStub(url="")
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length", "0"))
+            body = json.loads(self.rfile.read(length) or b"null")
+            stub.requests.append(RecordedRequest(time.monotonic(), "POST", self.path, dict(self.headers.items()), body))
+            self.send_response(stub.status)
+            if stub.status == 202:
+                self.send_header("X-Message-Id", f"sg-{len(stub.requests)}")
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(stub.response_body)))
+            self.end_headers()
+            self.wfile.write(stub.response_body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    stub.url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield stub
+    server.shutdown()
+    server.server_close()
+
+
+@dataclass
+class SmtpInbox:
+    """What a local SMTP server received."""
+
+    port: int
+    envelopes: list[Envelope] = field(default_factory=list)
+    #: When set, RCPT TO is answered with this reply instead of 250.
+    refuse_recipients_with: str | None = None
+
+
+@pytest.fixture
+def smtp_inbox() -> Iterator[SmtpInbox]:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    inbox = SmtpInbox(port=port)
+
+    class Handler:
+        async def handle_RCPT(
+            self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+        ) -> str:
+            if inbox.refuse_recipients_with:
+                return inbox.refuse_recipients_with.replace("{address}", address)
+            envelope.rcpt_tos.append(address)
+            return "250 OK"
+
+        async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+            inbox.envelopes.append(envelope)
+            return "250 Message accepted for delivery"
+
+    controller = Controller(Handler(), hostname="127.0.0.1", port=port)
+    controller.start()
+    yield inbox
+    controller.stop()
+
+
+@pytest.fixture
+def configure_mail(env: CommonSettings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., None]]:
+    """Set ``MAIL_BACKEND`` and ``NOTIFICATIONS_*`` variables and make the actors reload them."""
+    from nightshift.notifications import actors
+
+    def configure(**values: str) -> None:
+        for name, value in values.items():
+            monkeypatch.setenv(name, value)
+        actors.reset()
+
+    configure(MAIL_BACKEND="outbox", NOTIFICATIONS_FROM_ADDRESS="hello@nightshift.test")
+    yield configure
+    actors.reset()
+
+
+@pytest.fixture
+def make_user(clean_db: Engine) -> Callable[..., int]:
+    def make(email: str = "ada@example.org", display_name: str = "Ada Lovelace", locale: str = "en") -> int:
+        with DbSession(clean_db) as session, session.begin():
+            user = User(email=email, display_name=display_name, locale=locale)
+            session.add(user)
+            session.flush()
+            return user.id
+
+    return make

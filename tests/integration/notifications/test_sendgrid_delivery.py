@@ -1,0 +1,148 @@
+"""The SendGrid backend through the official client, pointed at a local recording server."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from nightshift.common.contracts.notifications import SEND_EMAIL
+from nightshift.common.db.models import EmailDelivery, JobRecord
+from nightshift.common.dead_letters import list_dead_letters
+from nightshift.common.events import publish
+from nightshift.common.redis_broker import NightshiftRedisBroker
+from tests.conftest import TEST_RETRY_DELAYS_MS
+from tests.integration.notifications.conftest import SendGridStub
+from tests.support.waiting import wait_for
+
+pytestmark = pytest.mark.integration
+
+API_KEY = "SG.test-key"
+
+
+@pytest.fixture
+def sendgrid_mail(configure_mail: Callable[..., None], sendgrid_stub: SendGridStub) -> SendGridStub:
+    import nightshift.notifications.actors  # noqa: F401 - declares the actors on the broker
+
+    configure_mail(
+        MAIL_BACKEND="sendgrid",
+        NOTIFICATIONS_SENDGRID_API_KEY=API_KEY,
+        NOTIFICATIONS_SENDGRID_HOST=sendgrid_stub.url,
+        NOTIFICATIONS_FROM_NAME="Nightshift",
+    )
+    return sendgrid_stub
+
+
+def _job(broker: NightshiftRedisBroker, engine: Engine, message_id: str) -> JobRecord | None:
+    broker.record_writer.flush()
+    with Session(engine) as session:
+        return session.get(JobRecord, message_id)
+
+
+def _publish_welcome(user_id: int) -> str:
+    [message] = publish(
+        "notification.requested", {"user_id": user_id, "template": "welcome", "idempotency_key": f"welcome:{user_id}"}
+    )
+    return message.message_id
+
+
+def test_sendgrid_receives_the_mail_send_request(
+    broker: NightshiftRedisBroker,
+    run_worker: Any,
+    clean_db: Engine,
+    make_user: Callable[..., int],
+    sendgrid_mail: SendGridStub,
+) -> None:
+    user_id = make_user(email="margaret@example.org", display_name="Margaret Hamilton", locale="fr")
+    run_worker({SEND_EMAIL.queue_name})
+
+    message_id = _publish_welcome(user_id)
+
+    def delivered() -> list[EmailDelivery]:
+        with Session(clean_db) as session:
+            return list(session.scalars(select(EmailDelivery)).all())
+
+    [row] = wait_for(delivered, what="the delivery row")
+    [request] = sendgrid_mail.requests
+    assert (request.method, request.path) == ("POST", "/v3/mail/send")
+    assert request.headers["Authorization"] == f"Bearer {API_KEY}"
+    body = request.body
+    assert body["personalizations"] == [{"to": [{"email": "margaret@example.org", "name": "Margaret Hamilton"}]}]
+    assert body["from"] == {"email": "hello@nightshift.test", "name": "Nightshift"}
+    assert body["subject"] == "Bienvenue sur Nightshift, Margaret Hamilton !"
+    assert [c["type"] for c in body["content"]] == ["text/plain", "text/html"]
+    assert body["content"][0]["value"].startswith("Bonjour Margaret Hamilton,")
+    assert body["custom_args"] == {"idempotency_key": f"welcome:{user_id}"}
+    assert (row.backend, row.locale, row.provider_message_id, row.message_id) == (
+        "sendgrid",
+        "fr",
+        "sg-1",
+        message_id,
+    )
+
+
+def test_unavailable_sendgrid_is_retried_on_the_schedule_then_dead_lettered(
+    broker: NightshiftRedisBroker,
+    run_worker: Any,
+    clean_db: Engine,
+    make_user: Callable[..., int],
+    sendgrid_mail: SendGridStub,
+) -> None:
+    sendgrid_mail.status = 503
+    sendgrid_mail.response_body = b'{"errors":[{"message":"try later for ada@example.org"}]}'
+    user_id = make_user(email="ada@example.org")
+    run_worker({SEND_EMAIL.queue_name})
+
+    message_id = _publish_welcome(user_id)
+
+    record = wait_for(
+        lambda: (job := _job(broker, clean_db, message_id)) is not None and job.status == "dead" and job,
+        what="the message dead-lettered",
+    )
+    assert record.attempts == len(TEST_RETRY_DELAYS_MS) + 1 == 4
+    times = [request.at for request in sendgrid_mail.requests]
+    assert len(times) == 4
+    gaps_ms = [(later - earlier) * 1000 for earlier, later in itertools.pairwise(times)]
+    # Each wait at least its delay; no upper bound (pickup of delayed messages has its own latency).
+    assert all(gap >= delay for gap, delay in zip(gaps_ms, TEST_RETRY_DELAYS_MS, strict=True)), gaps_ms
+    [letter] = list_dead_letters(broker, "notifications_high")
+    assert letter.message is not None and letter.message.message_id == message_id
+    assert (letter.error_type, letter.reason) == ("ProviderUnavailable", "SendGrid answered 503 Service Unavailable")
+    assert record.last_error == "ProviderUnavailable: SendGrid answered 503 Service Unavailable"
+    assert "ada@example.org" not in letter.message.options["traceback"]
+    with Session(clean_db) as session:
+        assert session.scalars(select(EmailDelivery)).all() == []
+
+
+def test_sendgrid_refusal_is_dead_lettered_after_one_attempt(
+    broker: NightshiftRedisBroker,
+    run_worker: Any,
+    clean_db: Engine,
+    make_user: Callable[..., int],
+    sendgrid_mail: SendGridStub,
+) -> None:
+    sendgrid_mail.status = 400
+    sendgrid_mail.response_body = (
+        b'{"errors":[{"message":"Invalid address ada@example.org","field":"personalizations.0.to.0.email"}]}'
+    )
+    user_id = make_user()
+    run_worker({SEND_EMAIL.queue_name})
+
+    message_id = _publish_welcome(user_id)
+
+    record = wait_for(
+        lambda: (job := _job(broker, clean_db, message_id)) is not None and job.status == "dead" and job,
+        what="the message dead-lettered",
+    )
+    assert record.attempts == 1
+    assert len(sendgrid_mail.requests) == 1
+    [letter] = list_dead_letters(broker, "notifications_high")
+    assert letter.error_type == "ProviderRejected"
+    assert letter.reason == "SendGrid answered 400 Bad Request (fields: personalizations.0.to.0.email)"
+    assert "ada@example.org" not in letter.reason
+    assert letter.message is not None
+    assert "ada@example.org" not in letter.message.options.get("traceback", "")

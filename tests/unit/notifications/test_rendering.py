@@ -1,0 +1,84 @@
+"""Email templates: per-user language with a fallback, autoescaped HTML, clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from nightshift.notifications.errors import TemplateFailed, UnknownTemplate
+from nightshift.notifications.rendering import EmailTemplates
+
+SCRIPT = "<script>alert(1)</script>"
+
+
+@pytest.fixture(scope="module")
+def templates() -> EmailTemplates:
+    return EmailTemplates(default_locale="en")
+
+
+def test_welcome_in_english(templates: EmailTemplates) -> None:
+    rendered = templates.render("welcome", "en", {"display_name": "Ada"})
+
+    assert rendered.locale == "en"
+    assert rendered.subject == "Welcome to Nightshift, Ada!"
+    assert rendered.text.startswith("Hello Ada,\n")
+    assert '<html lang="en">' in rendered.html
+    assert "Hello Ada," in rendered.html
+
+
+def test_welcome_in_french(templates: EmailTemplates) -> None:
+    rendered = templates.render("welcome", "fr", {"display_name": "Ada"})
+
+    assert rendered.locale == "fr"
+    assert rendered.subject == "Bienvenue sur Nightshift, Ada !"
+    assert rendered.text.startswith("Bonjour Ada,\n")
+    assert "Votre compte est prêt" in rendered.html
+
+
+@pytest.mark.parametrize(
+    ("user_locale", "expected"),
+    [("fr-CA", "fr"), ("fr_BE", "fr"), ("FR", "fr"), ("de", "en"), ("", "en"), (None, "en")],
+)
+def test_locale_falls_back_to_the_language_then_the_default(
+    templates: EmailTemplates, user_locale: str | None, expected: str
+) -> None:
+    assert templates.render("welcome", user_locale, {"display_name": "Ada"}).locale == expected
+
+
+def test_default_locale_is_configurable() -> None:
+    assert EmailTemplates(default_locale="fr").render("welcome", "de", {"display_name": "Ada"}).locale == "fr"
+
+
+def test_html_escapes_the_display_name_and_text_keeps_it(templates: EmailTemplates) -> None:
+    rendered = templates.render("welcome", "en", {"display_name": SCRIPT})
+
+    assert SCRIPT not in rendered.html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in rendered.html
+    assert rendered.text.startswith(f"Hello {SCRIPT},")
+
+
+def test_subject_is_one_line_whatever_the_name(templates: EmailTemplates) -> None:
+    rendered = templates.render("welcome", "en", {"display_name": "Ada\r\nBcc: x@example.org"})
+
+    assert "\n" not in rendered.subject
+    assert "\r" not in rendered.subject
+
+
+def test_unknown_template_is_permanent_and_named(templates: EmailTemplates) -> None:
+    with pytest.raises(UnknownTemplate, match=r"unknown email template 'farewell' \(known: welcome\)"):
+        templates.render("farewell", "en", {"display_name": "Ada"})
+
+
+def test_missing_variable_is_a_template_error(templates: EmailTemplates) -> None:
+    with pytest.raises(TemplateFailed, match=r"'welcome' \(en\): UndefinedError: 'display_name' is undefined"):
+        templates.render("welcome", "en", {})
+
+
+def test_template_without_the_default_locale_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "digest").mkdir()
+    for suffix in (".subject.txt", ".txt", ".html"):
+        (tmp_path / "digest" / f"de{suffix}").write_text("Hallo")
+
+    with pytest.raises(TemplateFailed, match="has no 'en' version"):
+        EmailTemplates(tmp_path).render("digest", "fr", {})
