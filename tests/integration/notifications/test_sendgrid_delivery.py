@@ -25,7 +25,8 @@ API_KEY = "SG.test-key"
 
 
 @pytest.fixture
-def sendgrid_mail(configure_mail: Callable[..., None], sendgrid_stub: SendGridStub) -> SendGridStub:
+def sendgrid_mail(configure_mail: Callable[..., None], sendgrid_stub: SendGridStub, run_worker: Any) -> SendGridStub:
+    """A worker on the high lane sending through the SendGrid stub."""
     import nightshift.notifications.actors  # noqa: F401 - declares the actors on the broker
 
     configure_mail(
@@ -34,13 +35,18 @@ def sendgrid_mail(configure_mail: Callable[..., None], sendgrid_stub: SendGridSt
         NOTIFICATIONS_SENDGRID_HOST=sendgrid_stub.url,
         NOTIFICATIONS_FROM_NAME="Nightshift",
     )
+    run_worker({SEND_EMAIL.queue_name})
     return sendgrid_stub
 
 
-def _job(broker: NightshiftRedisBroker, engine: Engine, message_id: str) -> JobRecord | None:
-    broker.record_writer.flush()
-    with Session(engine) as session:
-        return session.get(JobRecord, message_id)
+def _wait_until_dead(broker: NightshiftRedisBroker, engine: Engine, message_id: str) -> JobRecord:
+    def dead_record() -> JobRecord | None:
+        broker.record_writer.flush()
+        with Session(engine) as session:
+            record = session.get(JobRecord, message_id)
+        return record if record is not None and record.status == "dead" else None
+
+    return wait_for(dead_record, what="the message dead-lettered")
 
 
 def _publish_welcome(user_id: int) -> str:
@@ -51,14 +57,9 @@ def _publish_welcome(user_id: int) -> str:
 
 
 def test_sendgrid_receives_the_mail_send_request(
-    broker: NightshiftRedisBroker,
-    run_worker: Any,
-    clean_db: Engine,
-    make_user: Callable[..., int],
-    sendgrid_mail: SendGridStub,
+    broker: NightshiftRedisBroker, clean_db: Engine, make_user: Callable[..., int], sendgrid_mail: SendGridStub
 ) -> None:
     user_id = make_user(email="margaret@example.org", display_name="Margaret Hamilton", locale="fr")
-    run_worker({SEND_EMAIL.queue_name})
 
     message_id = _publish_welcome(user_id)
 
@@ -86,23 +87,15 @@ def test_sendgrid_receives_the_mail_send_request(
 
 
 def test_unavailable_sendgrid_is_retried_on_the_schedule_then_dead_lettered(
-    broker: NightshiftRedisBroker,
-    run_worker: Any,
-    clean_db: Engine,
-    make_user: Callable[..., int],
-    sendgrid_mail: SendGridStub,
+    broker: NightshiftRedisBroker, clean_db: Engine, make_user: Callable[..., int], sendgrid_mail: SendGridStub
 ) -> None:
     sendgrid_mail.status = 503
     sendgrid_mail.response_body = b'{"errors":[{"message":"try later for ada@example.org"}]}'
     user_id = make_user(email="ada@example.org")
-    run_worker({SEND_EMAIL.queue_name})
 
     message_id = _publish_welcome(user_id)
 
-    record = wait_for(
-        lambda: (job := _job(broker, clean_db, message_id)) is not None and job.status == "dead" and job,
-        what="the message dead-lettered",
-    )
+    record = _wait_until_dead(broker, clean_db, message_id)
     assert record.attempts == len(TEST_RETRY_DELAYS_MS) + 1 == 4
     times = [request.at for request in sendgrid_mail.requests]
     assert len(times) == 4
@@ -119,25 +112,17 @@ def test_unavailable_sendgrid_is_retried_on_the_schedule_then_dead_lettered(
 
 
 def test_sendgrid_refusal_is_dead_lettered_after_one_attempt(
-    broker: NightshiftRedisBroker,
-    run_worker: Any,
-    clean_db: Engine,
-    make_user: Callable[..., int],
-    sendgrid_mail: SendGridStub,
+    broker: NightshiftRedisBroker, clean_db: Engine, make_user: Callable[..., int], sendgrid_mail: SendGridStub
 ) -> None:
     sendgrid_mail.status = 400
     sendgrid_mail.response_body = (
         b'{"errors":[{"message":"Invalid address ada@example.org","field":"personalizations.0.to.0.email"}]}'
     )
     user_id = make_user()
-    run_worker({SEND_EMAIL.queue_name})
 
     message_id = _publish_welcome(user_id)
 
-    record = wait_for(
-        lambda: (job := _job(broker, clean_db, message_id)) is not None and job.status == "dead" and job,
-        what="the message dead-lettered",
-    )
+    record = _wait_until_dead(broker, clean_db, message_id)
     assert record.attempts == 1
     assert len(sendgrid_mail.requests) == 1
     [letter] = list_dead_letters(broker, "notifications_high")

@@ -17,23 +17,23 @@ def templates() -> EmailTemplates:
     return EmailTemplates(default_locale="en")
 
 
-def test_welcome_in_english(templates: EmailTemplates) -> None:
-    rendered = templates.render("welcome", "en", {"display_name": "Ada"})
+@pytest.mark.parametrize(
+    ("locale", "subject", "greeting", "html_phrase"),
+    [
+        ("en", "Welcome to Nightshift, Ada!", "Hello Ada,\n", "Your account is ready."),
+        ("fr", "Bienvenue sur Nightshift, Ada !", "Bonjour Ada,\n", "Votre compte est prêt."),
+    ],
+)
+def test_welcome_in_each_language(
+    templates: EmailTemplates, locale: str, subject: str, greeting: str, html_phrase: str
+) -> None:
+    rendered = templates.render("welcome", locale, {"display_name": "Ada"})
 
-    assert rendered.locale == "en"
-    assert rendered.subject == "Welcome to Nightshift, Ada!"
-    assert rendered.text.startswith("Hello Ada,\n")
-    assert '<html lang="en">' in rendered.html
-    assert "Hello Ada," in rendered.html
-
-
-def test_welcome_in_french(templates: EmailTemplates) -> None:
-    rendered = templates.render("welcome", "fr", {"display_name": "Ada"})
-
-    assert rendered.locale == "fr"
-    assert rendered.subject == "Bienvenue sur Nightshift, Ada !"
-    assert rendered.text.startswith("Bonjour Ada,\n")
-    assert "Votre compte est prêt" in rendered.html
+    assert rendered.locale == locale
+    assert rendered.subject == subject
+    assert rendered.text.startswith(greeting)
+    assert f'<html lang="{locale}">' in rendered.html
+    assert html_phrase in rendered.html
 
 
 @pytest.mark.parametrize(
