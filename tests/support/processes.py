@@ -22,11 +22,13 @@ def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def nightshift(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    """Run ``nightshift ARGS`` to completion and return what it printed."""
+def nightshift(
+    *args: str, timeout: float = 60, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``nightshift ARGS`` to completion (with *env* added) and return what it printed."""
     return subprocess.run(
         [sys.executable, "-m", "nightshift.common.cli", *args],
-        env=child_env(),
+        env=child_env(env),
         capture_output=True,
         text=True,
         timeout=timeout,

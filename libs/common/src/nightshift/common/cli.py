@@ -74,8 +74,11 @@ def publish(event: str, payload: str) -> None:
     from nightshift.common import runtime
     from nightshift.common.broker import build_broker
     from nightshift.common.events import publish as publish_event
+    from nightshift.common.tracing import configure_tracing
 
-    broker = build_broker(runtime.settings())
+    settings = runtime.settings()
+    configure_tracing("cli", otlp_endpoint=settings.otel_exporter_otlp_endpoint)
+    broker = build_broker(settings)
     messages = publish_event(event, data, broker=broker)
     broker.record_writer.close()
     for message in messages:
