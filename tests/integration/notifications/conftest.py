@@ -37,6 +37,8 @@ class SendGridStub:
     url: str
     status: int = 202
     response_body: bytes = b""
+    #: Seconds each answer takes, to make concurrent sends overlap.
+    latency_s: float = 0.0
     requests: list[RecordedRequest] = field(default_factory=list)
 
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from nightshift.common.contracts.notifications import SEND_EMAIL
@@ -84,6 +84,26 @@ def test_sendgrid_receives_the_mail_send_request(
         "sg-1",
         message_id,
     )
+
+
+def test_same_key_sent_concurrently_reaches_sendgrid_once(
+    broker: NightshiftRedisBroker, clean_db: Engine, make_user: Callable[..., int], sendgrid_mail: SendGridStub
+) -> None:
+    sendgrid_mail.latency_s = 0.3  # the second message arrives while the first is being sent
+    user_id = make_user()
+
+    message_ids = [_publish_welcome(user_id), _publish_welcome(user_id)]
+
+    def both_done() -> bool:
+        broker.record_writer.flush()
+        with Session(clean_db) as session:
+            statuses = session.scalars(select(JobRecord.status).where(JobRecord.message_id.in_(message_ids)))
+            return sorted(statuses) == ["done", "done"]
+
+    wait_for(both_done, what="both messages done")
+    assert len(sendgrid_mail.requests) == 1
+    with Session(clean_db) as session:
+        assert session.scalar(select(func.count()).select_from(EmailDelivery)) == 1
 
 
 def test_unavailable_sendgrid_is_retried_on_the_schedule_then_dead_lettered(
