@@ -51,6 +51,7 @@ def sendgrid_stub() -> Iterator[SendGridStub]:
             length = int(self.headers.get("Content-Length", "0"))
             body = json.loads(self.rfile.read(length) or b"null")
             stub.requests.append(RecordedRequest(time.monotonic(), "POST", self.path, dict(self.headers.items()), body))
+            time.sleep(stub.latency_s)
             self.send_response(stub.status)
             if stub.status == 202:
                 self.send_header("X-Message-Id", f"sg-{len(stub.requests)}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -15,6 +16,8 @@ from nightshift.common.db.models import EmailDelivery, JobRecord
 from nightshift.common.dead_letters import list_dead_letters
 from nightshift.common.events import publish
 from nightshift.common.redis_broker import NightshiftRedisBroker
+from nightshift.notifications.errors import ProviderUnavailable
+from nightshift.notifications.mailers import Address, Email, SendGridMailer
 from tests.conftest import TEST_RETRY_DELAYS_MS
 from tests.integration.notifications.conftest import SendGridStub
 from tests.support.waiting import wait_for
@@ -22,6 +25,7 @@ from tests.support.waiting import wait_for
 pytestmark = pytest.mark.integration
 
 API_KEY = "SG.test-key"
+SENDER = Address("hello@nightshift.test", "Nightshift")
 
 
 @pytest.fixture
@@ -151,3 +155,20 @@ def test_sendgrid_refusal_is_dead_lettered_after_one_attempt(
     assert "ada@example.org" not in letter.reason
     assert letter.message is not None
     assert "ada@example.org" not in letter.message.options.get("traceback", "")
+
+
+def test_unreachable_or_slow_sendgrid_is_transient(sendgrid_stub: SendGridStub) -> None:
+    sendgrid_stub.latency_s = 1.0
+    slow = SendGridMailer(API_KEY, sender=SENDER, host=sendgrid_stub.url, timeout_s=0.2)
+    email = Email(Address("ada@example.org", "Ada"), "Hi", "text", "<p>html</p>", "welcome:timeout")
+
+    with pytest.raises(ProviderUnavailable, match=r"^SendGrid unreachable: TimeoutError$"):
+        slow.send(email)
+
+    with socket.socket() as bound_not_listening:  # connections to it are refused
+        bound_not_listening.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{bound_not_listening.getsockname()[1]}"
+        refused = SendGridMailer(API_KEY, sender=SENDER, host=url)
+
+        with pytest.raises(ProviderUnavailable, match=r"^SendGrid unreachable: ConnectionRefusedError$"):
+            refused.send(email)

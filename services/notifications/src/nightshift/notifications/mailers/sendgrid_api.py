@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import json
 from typing import Any
+from urllib.error import URLError
 
 from python_http_client.exceptions import HTTPError
 from sendgrid import SendGridAPIClient
@@ -49,7 +50,9 @@ class SendGridMailer(Mailer):
         except HTTPError as error:
             raise classify_sendgrid_error(error) from None
         except (OSError, http.client.HTTPException) as error:
-            raise ProviderUnavailable(f"SendGrid unreachable: {type(error).__name__}") from None
+            # urllib wraps connection failures: name the underlying one (refused, timed out…).
+            cause = error.reason if isinstance(error, URLError) and isinstance(error.reason, BaseException) else error
+            raise ProviderUnavailable(f"SendGrid unreachable: {type(cause).__name__}") from None
         message_id: str | None = response.headers.get("X-Message-Id")
         return message_id
 
