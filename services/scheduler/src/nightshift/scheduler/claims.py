@@ -74,5 +74,9 @@ class FireClaims:
         """Record that the fire's message is queued; the key lives for *keep*."""
         self.client.set(CLAIM_PREFIX + message_id, ENQUEUED, px=int(keep.total_seconds() * 1000))
 
-    def is_enqueued(self, message_id: str) -> bool:
-        return self.client.get(CLAIM_PREFIX + message_id) == ENQUEUED
+    def enqueued(self, message_ids: list[str]) -> set[str]:
+        """Those of *message_ids* whose fire is already enqueued."""
+        if not message_ids:
+            return set()
+        states = self.client.mget([CLAIM_PREFIX + message_id for message_id in message_ids])
+        return {message_id for message_id, state in zip(message_ids, states, strict=True) if state == ENQUEUED}

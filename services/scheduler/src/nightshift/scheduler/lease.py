@@ -76,10 +76,21 @@ class LeaderLease:
       client: Redis (the application database, not the broker's).
       ttl_ms: Lease lifetime without renewal; renewed every third of it.
       owner: This process's identity.
+      key: The lease key; fence: the fencing counter (tests give other names to stage a split brain).
     """
 
-    def __init__(self, client: redis.Redis[bytes], *, ttl_ms: int, owner: str | None = None) -> None:
+    def __init__(
+        self,
+        client: redis.Redis[bytes],
+        *,
+        ttl_ms: int,
+        owner: str | None = None,
+        key: str = LEASE_KEY,
+        fence: str = FENCE_KEY,
+    ) -> None:
         self.client = client
+        self.key = key
+        self.fence = fence
         self.ttl_ms = ttl_ms
         self.owner = owner or default_owner()
         self.interval_s = ttl_ms / 3000
@@ -102,7 +113,7 @@ class LeaderLease:
         """Take or renew the lease once; return the token if held."""
         sent = time.monotonic()
         try:
-            result = int(self._acquire(keys=[LEASE_KEY, FENCE_KEY], args=[self.owner, self.ttl_ms]))
+            result = int(self._acquire(keys=[self.key, self.fence], args=[self.owner, self.ttl_ms]))
         except redis.RedisError as error:
             logger.warning("Could not reach Redis for the scheduler lease: %s", error)
             return self.token()
@@ -125,7 +136,7 @@ class LeaderLease:
 
     def holder(self) -> Holder | None:
         """Whoever holds the lease now, as Redis sees it."""
-        value = self.client.get(LEASE_KEY)
+        value = self.client.get(self.key)
         if value is None:
             return None
         owner, _, token = value.decode().rpartition("|")
@@ -142,7 +153,7 @@ class LeaderLease:
             self._thread.join(timeout=self.interval_s + 2)
         self.abandon()
         try:
-            self._release(keys=[LEASE_KEY], args=[self.owner])
+            self._release(keys=[self.key], args=[self.owner])
         except redis.RedisError:
             logger.warning("Could not release the scheduler lease; it expires in %d ms.", self.ttl_ms)
 

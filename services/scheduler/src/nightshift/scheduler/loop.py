@@ -241,6 +241,7 @@ class Scheduler:
             tolerance=self.tolerance,
         )
         handled_through = plan.handled_through
+        skipped = self._not_yet_enqueued(schedule.name, plan.skipped)
         fired: store.Fired | None = None
         overlapped: list[dt.datetime] = []
         for scheduled_for in plan.run:
@@ -258,7 +259,7 @@ class Scheduler:
                 store.record_event(
                     session, schedule.name, "misfire_skipped", by=by, detail=f"every fire up to {plan.skipped_before}"
                 )
-            for kind, times in (("misfire_skipped", plan.skipped), ("overlap_skipped", overlapped)):
+            for kind, times in (("misfire_skipped", skipped), ("overlap_skipped", overlapped)):
                 if times:
                     self.metrics.fires.labels(schedule.name, kind).inc(len(times))
                     logger.warning(
@@ -284,6 +285,12 @@ class Scheduler:
             state.handled_through = max(state.handled_through, handled_through)
         state.next_fire = state.times.next_after(state.handled_through)
         return self.lease.token() == token
+
+    def _not_yet_enqueued(self, name: str, times: list[dt.datetime]) -> list[dt.datetime]:
+        """*times* less the fires another scheduler enqueued before dying (they were not missed)."""
+        ids = [fire_message_id(name, t) for t in times]
+        done = self.claims.enqueued(ids)
+        return [t for t, message_id in zip(times, ids, strict=True) if message_id not in done]
 
     def _previous_unfinished(self, state: ScheduleState, now: dt.datetime) -> bool:
         with self.session_factory() as session:

@@ -1,0 +1,70 @@
+"""Scheduler processes for end-to-end tests: start them, find the active one, read its status."""
+
+from __future__ import annotations
+
+import json
+import socket
+import urllib.request
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from subprocess import Popen
+from typing import Any
+
+import redis
+
+from nightshift.scheduler.lease import LEASE_KEY
+from tests.support.processes import service_process
+
+#: Settings of test schedulers: a short lease so failover is quick, frequent reloads.
+TEST_SCHEDULER_ENV = {
+    "SCHEDULER_EXTRA_SCHEDULES": "tests.support.scheduler_schedules",
+    "SCHEDULER_LEASE_TTL_MS": "3000",
+    "SCHEDULER_RELOAD_INTERVAL_MS": "200",
+    "SCHEDULER_MISFIRE_TOLERANCE_MS": "500",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def scheduler_processes(
+    count: int, logs: Path, prefix: str = "scheduler"
+) -> Iterator[dict[int, tuple[Popen[bytes], int]]]:
+    """Start *count* ``python -m nightshift.scheduler``; yield {pid: (process, health port)}; SIGTERM them on exit."""
+    with ExitStack() as stack:
+        started = {}
+        for index in range(count):
+            port = free_port()
+            process = stack.enter_context(
+                service_process(
+                    ["-m", "nightshift.scheduler"],
+                    logs / f"{prefix}-{index}.log",
+                    {**TEST_SCHEDULER_ENV, "SCHEDULER_HEALTH_PORT": str(port)},
+                )
+            )
+            started[process.pid] = (process, port)
+        yield started
+
+
+def lease_holder_pid(client: redis.Redis[bytes]) -> int | None:
+    """The pid of the process holding the lease (owners are ``host:pid:random``)."""
+    value = client.get(LEASE_KEY)
+    if value is None:
+        return None
+    owner = value.decode().rpartition("|")[0]
+    return int(owner.split(":")[1])
+
+
+def status(port: int) -> dict[str, Any] | None:
+    """A scheduler's ``/status`` (None while it is not serving yet)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/status", timeout=2) as response:
+            result: dict[str, Any] = json.load(response)
+            return result
+    except OSError:
+        return None
