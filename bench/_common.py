@@ -14,6 +14,7 @@ import os
 import platform
 import statistics
 import subprocess
+import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -25,8 +26,9 @@ from nightshift.common.local.embedded import EmbeddedPostgres, EmbeddedRedis, ru
 #: The repository's root.
 ROOT = Path(__file__).resolve().parent.parent
 
-#: Where embedded servers keep their data during a benchmark.
-WORKDIR = ROOT / "var" / "bench"
+#: Where embedded servers keep their data during a benchmark (outside the
+#: repository's ``var/``, which ``make clean`` and local runs may wipe).
+WORKDIR = Path(os.environ.get("BENCH_WORKDIR") or Path(tempfile.gettempdir()) / f"nightshift-bench-{os.getuid()}")
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,10 @@ Three measurements, each in fresh subprocesses so no state leaks between stacks:
 Stacks: ``nightshift`` is ``build_broker(settings)``, the full middleware list
 (job records, tracing, metrics, retries, dead-letter reasons, liveness); ``dramatiq``
 is ``RedisBroker(url=…)`` with Dramatiq's default middleware. For profiling,
-``nightshift-without-A+B`` drops the middleware classes named A and B.
+``nightshift-without-A+B`` drops the middleware classes named A and B, and a
+``:otlp`` suffix traces with the OpenTelemetry SDK, spans encoded as OTLP and
+discarded (without it, as in a deployment with no ``OTEL_EXPORTER_OTLP_ENDPOINT``,
+the tracing middleware runs against OpenTelemetry's no-op tracer).
 
 Run it with ``python -m bench.throughput`` (``--help`` for the sizes).
 """
@@ -33,7 +36,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -73,13 +76,18 @@ def make_broker(stack: str) -> dramatiq.Broker:
     from nightshift.common import broker as nightshift_broker
     from nightshift.common.runtime import settings
 
+    stack, _, feature = stack.partition(":")
+    if feature == "otlp":
+        install_discarding_otlp()
+    elif feature:
+        raise ValueError(f"unknown feature {feature!r}: only :otlp is known")
     if stack == "dramatiq":
         broker = RedisBroker(url=settings().broker_url)  # type: ignore[no-untyped-call]
         dramatiq.set_broker(broker)
         return broker
     base, _, dropped = stack.partition("-without-")
     if base != "nightshift":
-        raise ValueError(f"unknown stack {stack!r}: use nightshift, dramatiq or nightshift-without-A+B")
+        raise ValueError(f"unknown stack {stack!r}: use nightshift[:otlp], dramatiq or nightshift-without-A+B")
     if dropped:
         names = set(dropped.split("+"))
         full_stack = nightshift_broker.middleware_stack
@@ -89,6 +97,26 @@ def make_broker(stack: str) -> dramatiq.Broker:
 
         nightshift_broker.middleware_stack = reduced  # type: ignore[assignment]
     return nightshift_broker.build_broker(settings())
+
+
+def install_discarding_otlp() -> None:
+    """Trace with the SDK and a batch processor, encoding spans as OTLP but sending them nowhere.
+
+    The worker pays for what production pays for (span objects, the batch
+    processor's thread, protobuf encoding), not for a collector's network.
+    """
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+    from opentelemetry.sdk.trace import ReadableSpan
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+    from nightshift.common.tracing import configure_tracing
+
+    class DiscardingOtlpExporter(SpanExporter):
+        def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+            encode_spans(spans).SerializeToString()
+            return SpanExportResult.SUCCESS
+
+    configure_tracing("bench", otlp_endpoint=None, extra_processor=BatchSpanProcessor(DiscardingOtlpExporter()))
 
 
 def declare_actors(broker: dramatiq.Broker, control: redis.Redis[bytes]) -> dict[str, dramatiq.Actor[Any, Any]]:
@@ -175,6 +203,11 @@ def role_pickup(stack: str, threads: int, count: int) -> None:
 def role_publish(stack: str, count: int) -> None:
     """Time *count* publications of ``user.registered`` (or bare sends for ``dramatiq``)."""
     broker = make_broker(stack)
+    stack, _, feature = stack.partition(":")
+    if feature == "otlp":
+        install_discarding_otlp()
+    elif feature:
+        raise ValueError(f"unknown feature {feature!r}: only :otlp is known")
     if stack == "dramatiq":
         control = control_client()
         noop = declare_actors(broker, control)["noop"]
