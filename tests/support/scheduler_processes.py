@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -58,6 +59,15 @@ def lease_holder_pid(client: redis.Redis[bytes]) -> int | None:
         return None
     owner = value.decode().rpartition("|")[0]
     return int(owner.split(":")[1])
+
+
+def probe(port: int, path: str) -> int:
+    """The HTTP status code of a scheduler's health *path* (``/livez``, ``/readyz``)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return int(error.code)
 
 
 def status(port: int) -> dict[str, Any] | None:

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from nightshift.common.settings import CommonSettings
 from nightshift.scheduler.models import ScheduleEvent
 from tests.support.scheduled_messages import ScheduledMessage, by_schedule, scheduled_messages
-from tests.support.scheduler_processes import lease_holder_pid, scheduler_processes, status
+from tests.support.scheduler_processes import lease_holder_pid, probe, scheduler_processes, status
 from tests.support.scheduler_schedules import TICK
 from tests.support.waiting import wait_for
 
@@ -58,6 +58,12 @@ def test_one_message_per_scheduled_second_through_a_sigkill_failover(
         )
         wait_for(lambda: len(fires("ticks.catch_up")) >= TOTAL_FIRES, timeout=60, what=f"{TOTAL_FIRES} fires")
         statuses = {pid: status(port) for pid, (_, port) in processes.items() if pid != victim_pid}
+        probes = {
+            (pid, path): probe(port, path)
+            for pid, (_, port) in processes.items()
+            if pid != victim_pid
+            for path in ("/livez", "/readyz")
+        }
 
     messages = scheduled_messages(redis_client, TICK.queue_name)
     grouped = by_schedule(messages)
@@ -71,6 +77,7 @@ def test_one_message_per_scheduled_second_through_a_sigkill_failover(
 
     # The survivors: one active with a newer fencing token, one standby.
     assert sorted(s["role"] for s in statuses.values() if s) == ["active", "standby"]
+    assert set(probes.values()) == {200}
     successor = statuses[successor_pid]
     assert successor is not None
     assert successor["role"] == "active"

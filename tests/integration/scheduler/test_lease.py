@@ -1,0 +1,72 @@
+"""The leader lease and fencing on real Redis and PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import redis
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from nightshift.common.db.engine import make_session_factory, transaction
+from nightshift.scheduler import store
+from nightshift.scheduler.claims import Claim, FireClaims, fire_message_id
+from nightshift.scheduler.lease import LeaderLease
+from tests.support.scheduler_schedules import SCHEDULES
+from tests.support.waiting import wait_for
+
+
+def test_one_holder_at_a_time_and_each_term_has_a_larger_token(app_redis: redis.Redis[bytes]) -> None:
+    first = LeaderLease(app_redis, ttl_ms=300, owner="first")
+    second = LeaderLease(app_redis, ttl_ms=300, owner="second")
+
+    token = first.attempt()
+    assert token is not None
+    assert second.attempt() is None
+    assert first.holder() == second.holder()
+    assert first.attempt() == token  # a renewal keeps the token
+
+    # The holder dies (stops renewing): the lease expires and the other takes it with a larger token.
+    later = wait_for(lambda: second.attempt(), timeout=5, what="the takeover")
+    assert later > token
+    assert first.token() is None
+    assert first.attempt() is None
+
+    # A clean stop hands over at once.
+    second.stop()
+    assert wait_for(lambda: first.attempt(), timeout=1, what="the handover") > later
+
+
+def test_a_write_under_an_older_token_is_refused(clean_db: Engine) -> None:
+    factory = make_session_factory(clean_db)
+    now = dt.datetime.now(dt.UTC)
+    with transaction(factory) as session:
+        store.sync_declared(session, {s.name: s for s in SCHEDULES}, default_timezone="UTC", now=now)
+    name = SCHEDULES[0].name
+
+    with transaction(factory) as session:
+        assert store.advance(session, name, token=7, handled_through=now + dt.timedelta(seconds=5), fired=None)
+    with transaction(factory) as session:
+        assert not store.advance(session, name, token=6, handled_through=now + dt.timedelta(seconds=9), fired=None)
+
+    with Session(clean_db) as session:
+        row = store.get(session, name)
+    assert row.fencing_token == 7
+    assert row.handled_through == now + dt.timedelta(seconds=5)
+
+
+def test_a_fire_is_claimed_once(app_redis: redis.Redis[bytes]) -> None:
+    claims = FireClaims(app_redis, claim_ttl_ms=200)
+    message_id = fire_message_id("ticks.catch_up", dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
+    assert message_id == fire_message_id(
+        "ticks.catch_up", dt.datetime(2026, 1, 1, 1, tzinfo=dt.timezone(dt.timedelta(hours=1)))
+    )
+
+    assert claims.claim(message_id, "a|1") is Claim.GRANTED
+    assert claims.claim(message_id, "a|1") is Claim.GRANTED  # its holder may retry
+    assert claims.claim(message_id, "b|2") is Claim.PENDING
+    # The holder died before enqueuing: the claim lapses and another scheduler fires it.
+    assert wait_for(lambda: claims.claim(message_id, "b|2") is Claim.GRANTED, timeout=5, what="the lapse")
+    claims.mark_enqueued(message_id, dt.timedelta(minutes=1))
+    assert claims.claim(message_id, "a|1") is Claim.DONE
+    assert claims.enqueued([message_id, "other"]) == {message_id}
