@@ -8,7 +8,7 @@ UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 .PHONY: setup up test lint typecheck pytest bench clean
 
 setup: $(UV)
-	$(UV) sync --all-packages --locked --quiet
+	$(UV) sync --all-packages --locked --compile-bytecode --quiet
 
 .tools/bin/uv:
 	python3 -m venv .tools

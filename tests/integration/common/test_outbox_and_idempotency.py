@@ -1,0 +1,85 @@
+"""The outbox sends committed events once in order, never rolled-back ones; keys guard effects."""
+
+from __future__ import annotations
+
+import pytest
+import redis
+from dramatiq import Message
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
+
+from nightshift.common.db.models import OutboxEvent, ProcessedKey
+from nightshift.common.errors import InvalidEvent
+from nightshift.common.idempotency import claim
+from nightshift.common.outbox import OutboxRelay, publish_in_transaction
+from nightshift.common.redis_broker import NightshiftRedisBroker
+
+pytestmark = pytest.mark.integration
+
+
+def _queued(client: redis.Redis[bytes], queue: str) -> list[Message[object]]:
+    ids = client.lrange(f"dramatiq:{queue}", 0, -1)
+    bodies = client.hmget(f"dramatiq:{queue}.msgs", ids) if ids else []
+    return [Message.decode(body) for body in bodies if body]
+
+
+def test_rolled_back_events_are_never_sent(
+    broker: NightshiftRedisBroker, clean_db: Engine, redis_client: redis.Redis[bytes]
+) -> None:
+    with Session(clean_db) as session, session.begin():
+        publish_in_transaction(session, "user.registered", {"user_id": 1})
+        session.rollback()
+
+    assert OutboxRelay(clean_db, broker).drain() == 0
+    assert redis_client.llen("dramatiq:users_high") == 0
+
+
+def test_committed_events_are_relayed_once_in_order(
+    broker: NightshiftRedisBroker, clean_db: Engine, redis_client: redis.Redis[bytes]
+) -> None:
+    with Session(clean_db) as session, session.begin():
+        for user_id in (3, 1, 2):
+            publish_in_transaction(session, "user.registered", {"user_id": user_id}, aggregate_id="demo")
+    relay = OutboxRelay(clean_db, broker, batch_size=2)
+
+    assert relay.drain() == 3
+    assert relay.drain() == 0
+    assert [m.kwargs["user_id"] for m in _queued(redis_client, "users_high")] == [3, 1, 2]
+    with Session(clean_db) as session:
+        assert session.scalar(select(func.count()).where(OutboxEvent.sent_at.is_(None))) == 0
+
+
+def test_a_resend_after_a_crash_reuses_the_message_ids(
+    broker: NightshiftRedisBroker, clean_db: Engine, redis_client: redis.Redis[bytes]
+) -> None:
+    with Session(clean_db) as session, session.begin():
+        publish_in_transaction(session, "user.registered", {"user_id": 9})
+    relay = OutboxRelay(clean_db, broker)
+    relay.drain()
+    # As if the relay had crashed after enqueueing but before marking the row sent.
+    with Session(clean_db) as session, session.begin():
+        session.execute(OutboxEvent.__table__.update().values(sent_at=None))
+    relay.drain()
+
+    first, second = _queued(redis_client, "users_high")
+    assert first.message_id == second.message_id
+
+
+def test_invalid_events_are_refused_before_anything_is_written(broker: NightshiftRedisBroker, clean_db: Engine) -> None:
+    with Session(clean_db) as session, session.begin(), pytest.raises(InvalidEvent, match="user_id"):
+        publish_in_transaction(session, "user.registered", {"user_id": "x"})
+    with Session(clean_db) as session:
+        assert session.scalar(select(func.count()).select_from(OutboxEvent)) == 0
+
+
+def test_a_key_is_claimed_once_and_only_with_its_transaction(clean_db: Engine) -> None:
+    with Session(clean_db) as session, session.begin():
+        assert claim(session, "k1")
+        assert not claim(session, "k1")
+    with Session(clean_db) as session, session.begin():
+        assert claim(session, "k2")
+        session.rollback()
+    with Session(clean_db) as session, session.begin():
+        assert not claim(session, "k1")
+        assert claim(session, "k2")
+        assert session.scalar(select(func.count()).select_from(ProcessedKey)) == 2
