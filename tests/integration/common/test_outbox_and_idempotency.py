@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import redis
 from dramatiq import Message
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session
 
 from nightshift.common.db.models import OutboxEvent, ProcessedKey
@@ -58,7 +58,7 @@ def test_a_resend_after_a_crash_reuses_the_message_ids(
     relay.drain()
     # As if the relay had crashed after enqueueing but before marking the row sent.
     with Session(clean_db) as session, session.begin():
-        session.execute(OutboxEvent.__table__.update().values(sent_at=None))
+        session.execute(update(OutboxEvent).values(sent_at=None))
     relay.drain()
 
     first, second = _queued(redis_client, "users_high")
