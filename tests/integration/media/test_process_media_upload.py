@@ -19,6 +19,7 @@ from tests.unit.media.images import (
     RED,
     animated_gif,
     assert_no_metadata,
+    close_to,
     encode,
     halves,
     jpeg_with_metadata,
@@ -33,11 +34,6 @@ def _outbox(engine: Engine, name: str) -> list[dict[str, object]]:
     with Session(engine) as session:
         rows = session.scalars(select(OutboxEvent).where(OutboxEvent.event_name == name).order_by(OutboxEvent.id)).all()
     return [row.payload for row in rows]
-
-
-def _near(pixel: object, colour: tuple[int, int, int]) -> bool:
-    assert isinstance(pixel, tuple)
-    return all(abs(a - b) < 40 for a, b in zip(pixel[:3], colour, strict=True))
 
 
 def test_uploads_become_upright_stripped_variants(
@@ -74,8 +70,8 @@ def test_uploads_become_upright_stripped_variants(
 
     # EXIF orientation 6: the red left half of the stored pixels is now the top.
     large = open_output(uploads.storage.get(f"media/{sideways}/large.jpg"))
-    assert _near(large.getpixel((540, 5)), RED)
-    assert _near(large.getpixel((540, 1430)), BLUE)
+    assert close_to(large.getpixel((540, 5)), RED)
+    assert close_to(large.getpixel((540, 1430)), BLUE)
     assert len(_outbox(clean_db, "media.processed")) == 4
 
 

@@ -71,6 +71,12 @@ def open_output(data: bytes) -> Image.Image:
     return image
 
 
+def close_to(pixel: object, colour: tuple[int, int, int]) -> bool:
+    """Whether *pixel* (as ``getpixel`` returns it) is within lossy-compression noise of *colour*."""
+    assert isinstance(pixel, tuple)
+    return all(abs(a - b) < 40 for a, b in zip(pixel[:3], colour, strict=True))
+
+
 def assert_no_metadata(image: Image.Image) -> None:
     """No EXIF (so no GPS), XMP, ICC profile or comment survived."""
     assert not image.getexif(), dict(image.getexif())
