@@ -156,15 +156,28 @@ def render_variants(data: bytes, *, max_pixels: int, quality: Quality | None = N
       MediaRejected: ``unsupported_type``, ``too_many_pixels`` or ``corrupt``.
     """
     quality = quality or Quality()
+    source_type, upright, resized = resize_variants(data, max_pixels=max_pixels)
+    variants = tuple(encoded for name, image in resized for encoded in _encode(name, image, quality))
+    return Rendering(source_type, upright[0], upright[1], variants)
+
+
+def resize_variants(data: bytes, *, max_pixels: int) -> tuple[str, tuple[int, int], list[tuple[str, Image.Image]]]:
+    """Validate and decode *data* and resize it to every variant, without encoding.
+
+    Returns:
+      The source type, the upright size, and each variant's name and pixels (no metadata).
+
+    Raises:
+      MediaRejected: ``unsupported_type``, ``too_many_pixels`` or ``corrupt``.
+    """
     source_type = detect_type(data)
-    image = _open(data, source_type, max_pixels)
-    upright = _decode_upright(image, source_type)
-    variants = []
+    upright = _decode_upright(_open(data, source_type, max_pixels), source_type)
+    resized = []
     source = upright
     for spec in VARIANTS:
         source = _resize(source, target_size(upright.width, upright.height, spec), spec.square)
-        variants.extend(_encode(spec.name, source, quality))
-    return Rendering(source_type, upright.width, upright.height, tuple(variants))
+        resized.append((spec.name, source))
+    return source_type, upright.size, resized
 
 
 def _open(data: bytes, source_type: str, max_pixels: int) -> Image.Image:
