@@ -331,7 +331,7 @@ def wait_until(predicate: Callable[[], bool], *, timeout_s: float, interval_s: f
 
 def latency_line(name: str, latencies_ms: list[float]) -> str:
     return (
-        f"  {name:<28} n={len(latencies_ms):<5} p50 {percentile(latencies_ms, 0.5):8.3f} ms   "
+        f"  {name:<40} n={len(latencies_ms):<5} p50 {percentile(latencies_ms, 0.5):8.3f} ms   "
         f"p95 {percentile(latencies_ms, 0.95):8.3f} ms   p99 {percentile(latencies_ms, 0.99):8.3f} ms   "
         f"max {max(latencies_ms):8.3f} ms"
     )
@@ -373,14 +373,15 @@ def main(argv: list[str] | None = None) -> int:
                     f"  run {run + 1} {stack:<32} {result['msgs_per_s']:9.0f} msgs/s ({result['seconds']:.2f} s{lag})"
                 )
 
-        medians = {s: median([r["msgs_per_s"] for r in raw["drain"][s]]) for s in stacks}
-        print("\nMedian drain throughput")
-        baseline = medians.get("dramatiq")
-        for stack, value in medians.items():
-            ratio = f"  ratio to dramatiq {value / baseline:.2f}" if baseline else ""
-            enqueue = median([r["enqueue_per_s"] for r in raw["drain"][stack]])
-            print(f"  {stack:<32} {value:9.0f} msgs/s{ratio}   (enqueue {enqueue:.0f} msgs/s)")
-        raw["medians"] = medians
+        if options.runs:
+            medians = {s: median([r["msgs_per_s"] for r in raw["drain"][s]]) for s in stacks}
+            print("\nMedian drain throughput")
+            baseline = medians.get("dramatiq")
+            for stack, value in medians.items():
+                ratio = f"  ratio to dramatiq {value / baseline:.2f}" if baseline else ""
+                enqueue = median([r["enqueue_per_s"] for r in raw["drain"][stack]])
+                print(f"  {stack:<32} {value:9.0f} msgs/s{ratio}   (enqueue {enqueue:.0f} msgs/s)")
+            raw["medians"] = medians
 
         if options.pickups:
             print("\nIdle pickup latency (send -> actor starts)")
@@ -391,9 +392,10 @@ def main(argv: list[str] | None = None) -> int:
 
         if options.publishes:
             print("\nPublish latency (one call, caller's view)")
-            for stack, label in (("nightshift", "publish('user.registered')"), ("dramatiq", "bare Dramatiq send()")):
+            for stack in stacks:
+                label = "dramatiq: bare send()" if stack.startswith("dramatiq") else f"{stack}: publish()"
                 latencies = driver.run_json("_publish", stack, options.publishes)["latencies_ms"]
-                raw.setdefault("publish", {})[label] = latencies
+                raw.setdefault("publish", {})[stack] = latencies
                 print(latency_line(label, latencies))
 
         if options.json:
