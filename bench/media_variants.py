@@ -6,7 +6,7 @@ processes (``--rounds`` per pipeline, interleaved with the other pipelines) the
 median wall and CPU time of ``--runs`` runs each (after one warm-up) and the
 peak resident memory. Every pipeline produces the same outputs: a
 1080-px-wide large, a 480-px-wide small and a 150x150 centre-cropped thumbnail,
-each as WebP (quality 80, effort 4) and progressive JPEG (quality 82, optimised).
+each as WebP (quality 80, effort 2 by default) and progressive JPEG (quality 82, optimised).
 
 * ``naive``: Pillow, full decode, EXIF transpose, three LANCZOS resizes from the original.
 * ``service``: ``nightshift.media.images.render_variants`` (DCT-domain downscaling
@@ -15,7 +15,7 @@ each as WebP (quality 80, effort 4) and progressive JPEG (quality 82, optimised)
   pool (``libvips``) and restricted to one thread (``libvips-1t``), the reference.
 
 Run it with ``python -m bench.media_variants`` (``--rounds 1 --runs 3`` for a quick run;
-``MEDIA_WEBP_METHOD=2 python -m bench.media_variants`` for another WebP effort).
+``MEDIA_WEBP_METHOD=4 python -m bench.media_variants`` for another WebP effort).
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ PIPELINES = ("naive", "service", "libvips", "libvips-1t")
 #: Encoder settings shared by every pipeline: the service's defaults; the WebP effort
 #: follows ``MEDIA_WEBP_METHOD`` like the service does.
 JPEG_QUALITY, WEBP_QUALITY = 82, 80
-WEBP_EFFORT = int(os.environ.get("MEDIA_WEBP_METHOD", "4"))
+WEBP_EFFORT = int(os.environ.get("MEDIA_WEBP_METHOD", "2"))
 
 
 class Measurement(TypedDict):
