@@ -16,7 +16,7 @@ import logging
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import dramatiq
@@ -42,6 +42,12 @@ CLAIM_KEEP_MARGIN = dt.timedelta(hours=1)
 #: How long the loop backs off after Redis or PostgreSQL failed.
 ERROR_BACKOFF_S = 0.5
 
+#: How soon a fire held by another scheduler's claim is looked at again.
+PENDING_RETRY = dt.timedelta(milliseconds=100)
+
+#: How often a standby looks whether its lease thread won the lease (a local check).
+STANDBY_CHECK_S = 0.05
+
 #: The message option naming what triggered a message (kept on its job record).
 TRIGGER_PREFIX = "schedule:"
 
@@ -63,6 +69,27 @@ class ScheduleState:
     last_message_id: str | None
     last_enqueued_at: dt.datetime | None
     next_fire: dt.datetime | None
+    #: Set when a fire's claim was held by another scheduler: do not retry before.
+    not_before: dt.datetime | None = None
+
+    @property
+    def due_at(self) -> dt.datetime | None:
+        """When the loop must next look at this schedule (None: paused or never again)."""
+        if self.paused or self.next_fire is None:
+            return None
+        return max(self.next_fire, self.not_before) if self.not_before else self.next_fire
+
+
+@dataclass
+class Decision:
+    """What one tick did for one schedule, to be written to PostgreSQL."""
+
+    state: ScheduleState
+    handled_through: dt.datetime | None
+    skipped: list[dt.datetime]
+    skipped_before: dt.datetime | None
+    overlapped: list[dt.datetime] = field(default_factory=list)
+    fired: store.Fired | None = None
 
 
 class SchedulerMetrics:
@@ -157,23 +184,31 @@ class Scheduler:
         if time.monotonic() >= self._next_reload:
             self.reload()
         now = _utcnow()
+        decisions = []
         for state in sorted(self._due(now), key=lambda s: s.next_fire or now):
-            if not self._fire(state, token):
-                return
+            decisions.append(self._decide(state, token))
+            if self.lease.token() != token:
+                break
+        if decisions:
+            self._record(decisions, token)
 
     def sleep_s(self) -> float:
-        """How long the loop may sleep: until the next fire, the next reload or lease check."""
-        limit = min(self.reload_interval_s, self.lease.interval_s)
+        """How long the loop may sleep: until the next fire or the next reload.
+
+        A standby only checks its local lease state, so it looks often and takes
+        over as soon as the lease thread wins the lease.
+        """
         if self._token is None:
-            return limit
-        upcoming = [s.next_fire for s in self.states.values() if not s.paused and s.next_fire is not None]
+            return STANDBY_CHECK_S
+        upcoming = [s.due_at for s in self.states.values() if s.due_at is not None]
+        until_reload = self._next_reload - time.monotonic()
         if not upcoming:
-            return limit
+            return max(0.0, until_reload)
         until_fire = (min(upcoming) - _utcnow()).total_seconds()
-        return max(0.0, min(limit, until_fire))
+        return max(0.0, min(until_reload, until_fire))
 
     def _due(self, now: dt.datetime) -> list[ScheduleState]:
-        return [s for s in self.states.values() if not s.paused and s.next_fire is not None and s.next_fire <= now]
+        return [s for s in self.states.values() if s.due_at is not None and s.due_at <= now]
 
     # --- taking over and reading changes ---------------------------------------
 
@@ -227,8 +262,8 @@ class Scheduler:
 
     # --- firing ----------------------------------------------------------------
 
-    def _fire(self, state: ScheduleState, token: int) -> bool:
-        """Enqueue *state*'s due fires as its policies say; False when this process must stand down."""
+    def _decide(self, state: ScheduleState, token: int) -> Decision:
+        """Enqueue *state*'s due fires as its policies say (Redis only; PostgreSQL comes after)."""
         schedule = state.schedule
         now = _utcnow()
         plan = plan_fires(
@@ -240,51 +275,68 @@ class Scheduler:
             catch_up_window=schedule.catch_up_window,
             tolerance=self.tolerance,
         )
-        handled_through = plan.handled_through
-        skipped = self._not_yet_enqueued(schedule.name, plan.skipped)
-        fired: store.Fired | None = None
-        overlapped: list[dt.datetime] = []
+        state.not_before = None
+        decision = Decision(
+            state=state,
+            handled_through=plan.handled_through,
+            skipped=self._not_yet_enqueued(schedule.name, plan.skipped),
+            skipped_before=plan.skipped_before,
+        )
         for scheduled_for in plan.run:
             if schedule.overlap == "skip" and self._previous_unfinished(state, now):
-                overlapped.append(scheduled_for)
+                decision.overlapped.append(scheduled_for)
                 continue
-            outcome = self._enqueue(state, scheduled_for, token)
-            if outcome is None:  # lease lost or fire held by another scheduler: retry from here
-                handled_through = scheduled_for - dt.timedelta(microseconds=1)
+            fired = self._enqueue(state, scheduled_for, token)
+            if fired is None:  # lease lost or fire held by another scheduler: retry from here, soon
+                decision.handled_through = scheduled_for - dt.timedelta(microseconds=1)
+                state.not_before = _utcnow() + PENDING_RETRY
                 break
-            fired = outcome
-        with transaction(self.session_factory) as session:
-            by = f"scheduler {self.lease.owner} (token {token})"
-            if plan.skipped_before is not None:
-                store.record_event(
-                    session, schedule.name, "misfire_skipped", by=by, detail=f"every fire up to {plan.skipped_before}"
-                )
-            for kind, times in (("misfire_skipped", skipped), ("overlap_skipped", overlapped)):
-                if times:
-                    self.metrics.fires.labels(schedule.name, kind).inc(len(times))
-                    logger.warning(
-                        "Schedule %s: %s %d fire(s) %s..%s.", schedule.name, kind, len(times), times[0], times[-1]
-                    )
-                    store.record_event(
-                        session,
-                        schedule.name,
-                        kind,
-                        by=by,
-                        detail=f"{len(times)} fire(s)",
-                        first_fire_at=times[0],
-                        last_fire_at=times[-1],
-                    )
-            if handled_through is not None and not store.advance(
-                session, schedule.name, token=token, handled_through=handled_through, fired=fired
-            ):
-                logger.warning("A scheduler with a newer token wrote %s: standing down.", schedule.name)
-                self.lease.abandon()
-                self._token = None
-                return False
-        if handled_through is not None:
-            state.handled_through = max(state.handled_through, handled_through)
-        state.next_fire = state.times.next_after(state.handled_through)
-        return self.lease.token() == token
+            decision.fired = fired
+        return decision
+
+    def _record(self, decisions: list[Decision], token: int) -> bool:
+        """Write every decision of a tick in one transaction; False when a newer token has written."""
+        by = f"scheduler {self.lease.owner} (token {token})"
+        fenced_out: str | None = None
+        with self.session_factory() as session:
+            for decision in decisions:
+                name = decision.state.schedule.name
+                if decision.skipped_before is not None:
+                    detail = f"every fire up to {decision.skipped_before}"
+                    store.record_event(session, name, "misfire_skipped", by=by, detail=detail)
+                for kind, times in (("misfire_skipped", decision.skipped), ("overlap_skipped", decision.overlapped)):
+                    if times:
+                        self.metrics.fires.labels(name, kind).inc(len(times))
+                        logger.warning(
+                            "Schedule %s: %s %d fire(s) %s..%s.", name, kind, len(times), times[0], times[-1]
+                        )
+                        store.record_event(
+                            session,
+                            name,
+                            kind,
+                            by=by,
+                            detail=f"{len(times)} fire(s)",
+                            first_fire_at=times[0],
+                            last_fire_at=times[-1],
+                        )
+                if decision.handled_through is not None and not store.advance(
+                    session, name, token=token, handled_through=decision.handled_through, fired=decision.fired
+                ):
+                    fenced_out = name
+                    break
+            if fenced_out is None:
+                session.commit()
+        if fenced_out is not None:
+            logger.warning("A scheduler with a newer token wrote %s: standing down.", fenced_out)
+            self.lease.abandon()
+            self._token = None
+            return False
+        for decision in decisions:
+            state = decision.state
+            if decision.handled_through is not None:
+                state.handled_through = max(state.handled_through, decision.handled_through)
+            state.next_fire = state.times.next_after(state.handled_through)
+        return True
 
     def _not_yet_enqueued(self, name: str, times: list[dt.datetime]) -> list[dt.datetime]:
         """*times* less the fires another scheduler enqueued before dying (they were not missed)."""
