@@ -10,9 +10,14 @@ UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 setup: $(UV)
 	$(UV) sync --all-packages --locked --compile-bytecode --quiet
 
+# A venv holding uv; where python3 has no venv module (Debian without python3-venv), pip --target.
 .tools/bin/uv:
-	python3 -m venv .tools
-	.tools/bin/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+	if python3 -m venv .tools 2>/dev/null; then \
+		.tools/bin/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"; \
+	else \
+		rm -rf .tools && python3 -m pip install --quiet --target .tools/pkgs "uv==$(UV_VERSION)" && \
+		mkdir -p .tools/bin && ln -sf ../pkgs/bin/uv .tools/bin/uv; \
+	fi
 
 up: setup
 	$(UV) run --no-sync nightshift up
