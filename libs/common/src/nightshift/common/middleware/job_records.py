@@ -22,6 +22,18 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def _event(message: dramatiq.Message[Any] | MessageProxy, status: str, at: dt.datetime, **fields: Any) -> JobEvent:
+    return JobEvent(
+        message_id=message.message_id,
+        actor=message.actor_name,
+        queue=q_name(message.queue_name),
+        status=status,
+        at=at,
+        trigger=message.options.get("trigger"),
+        **fields,
+    )
+
+
 def describe_error(error: BaseException | None) -> str | None:
     if error is None:
         return None
@@ -47,37 +59,14 @@ class JobRecords(Middleware):
         if message.options.get("retries"):
             return  # a retry being scheduled: after_process_message already said "retrying"
         now = _now()
-        self.writer.job(
-            JobEvent(
-                message_id=message.message_id,
-                actor=message.actor_name,
-                queue=q_name(message.queue_name),
-                status="queued",
-                at=now,
-                args=dict(message.kwargs),
-                trigger=message.options.get("trigger"),
-                enqueued_at=now,
-            )
-        )
+        self.writer.job(_event(message, "queued", now, args=dict(message.kwargs), enqueued_at=now))
 
     def before_process_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
         attempt = int(message.options.get("retries", 0)) + 1
         now = _now()
         with self._lock:
             self._started[message.message_id] = (time.perf_counter(), now, attempt)
-        self.writer.job(
-            JobEvent(
-                message_id=message.message_id,
-                actor=message.actor_name,
-                queue=q_name(message.queue_name),
-                status="running",
-                at=now,
-                attempts=attempt,
-                args=dict(message.kwargs),
-                trigger=message.options.get("trigger"),
-                started_at=now,
-            )
-        )
+        self.writer.job(_event(message, "running", now, attempts=attempt, args=dict(message.kwargs), started_at=now))
 
     def after_process_message(
         self,
@@ -96,18 +85,7 @@ class JobRecords(Middleware):
     def after_nack(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
         # Every dead message passes here; for an unknown actor it is the only record.
         now = _now()
-        self.writer.job(
-            JobEvent(
-                message_id=message.message_id,
-                actor=message.actor_name,
-                queue=q_name(message.queue_name),
-                status="dead",
-                at=now,
-                trigger=message.options.get("trigger"),
-                finished_at=now,
-                error=describe_error(message._exception),
-            )
-        )
+        self.writer.job(_event(message, "dead", now, finished_at=now, error=describe_error(message._exception)))
 
     def _finish(self, message: MessageProxy, status: str, error: str | None) -> None:
         with self._lock:
@@ -117,19 +95,8 @@ class JobRecords(Middleware):
         duration_ms = (time.perf_counter() - began) * 1000
         queue = q_name(message.queue_name)
         trigger = message.options.get("trigger")
-        self.writer.job(
-            JobEvent(
-                message_id=message.message_id,
-                actor=message.actor_name,
-                queue=queue,
-                status=status,
-                at=now,
-                attempts=attempt,
-                trigger=trigger,
-                finished_at=now if status in {"done", "dead", "skipped"} else None,
-                error=error,
-            )
-        )
+        finished_at = now if status in {"done", "dead", "skipped"} else None
+        self.writer.job(_event(message, status, now, attempts=attempt, finished_at=finished_at, error=error))
         self.writer.audit(
             AuditEntry(
                 message_id=message.message_id,
