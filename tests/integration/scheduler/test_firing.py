@@ -39,8 +39,15 @@ def test_active_scheduler_enqueues_one_message_per_second_with_its_record(
     assert all(b - a == dt.timedelta(seconds=1) for a, b in itertools.pairwise(times))
     assert running.scheduler.status()["role"] == "active"
     with Session(clean_db) as session:
-        row = wait_for(lambda: session.get(ScheduleRow, catch_up.name, populate_existing=True), what="schedule row")
-        assert row.handled_through >= times[-1]
+        # The cursor is written once the tick's messages are enqueued.
+        row = wait_for(
+            lambda: (
+                (r := session.get(ScheduleRow, catch_up.name, populate_existing=True))
+                and r.handled_through >= times[-1]
+                and r
+            ),
+            what="the cursor past the fires",
+        )
         record = wait_for(
             lambda: session.get(JobRecord, row.last_message_id, populate_existing=True), what="job record"
         )

@@ -16,12 +16,11 @@ import logging
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import dramatiq
 import redis
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -30,8 +29,10 @@ from nightshift.common.schedules import Schedule
 from nightshift.scheduler import store
 from nightshift.scheduler.claims import Claim, FireClaims, fire_message_id
 from nightshift.scheduler.lease import LeaderLease
+from nightshift.scheduler.metrics import SchedulerMetrics
 from nightshift.scheduler.models import ScheduleRow
 from nightshift.scheduler.policies import overlaps, plan_fires
+from nightshift.scheduler.state import Decision, ScheduleState
 from nightshift.scheduler.times import FireTimes
 
 logger = logging.getLogger(__name__)
@@ -54,63 +55,6 @@ TRIGGER_PREFIX = "schedule:"
 
 def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-@dataclass
-class ScheduleState:
-    """What the loop knows about one schedule."""
-
-    schedule: Schedule
-    cron: str
-    timezone: str
-    times: FireTimes
-    paused: bool
-    handled_through: dt.datetime
-    last_message_id: str | None
-    last_enqueued_at: dt.datetime | None
-    next_fire: dt.datetime | None
-    #: Set when a fire's claim was held by another scheduler: do not retry before.
-    not_before: dt.datetime | None = None
-
-    @property
-    def due_at(self) -> dt.datetime | None:
-        """When the loop must next look at this schedule (None: paused or never again)."""
-        if self.paused or self.next_fire is None:
-            return None
-        return max(self.next_fire, self.not_before) if self.not_before else self.next_fire
-
-
-@dataclass
-class Decision:
-    """What one tick did for one schedule, to be written to PostgreSQL."""
-
-    state: ScheduleState
-    handled_through: dt.datetime | None
-    skipped: list[dt.datetime]
-    skipped_before: dt.datetime | None
-    overlapped: list[dt.datetime] = field(default_factory=list)
-    fired: store.Fired | None = None
-
-
-class SchedulerMetrics:
-    """Prometheus series of the scheduler."""
-
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.fires = Counter(
-            "nightshift_scheduler_fires",
-            "Scheduled fires by outcome (enqueued, misfire_skipped, overlap_skipped).",
-            ["schedule", "outcome"],
-            registry=registry,
-        )
-        self.lag = Histogram(
-            "nightshift_scheduler_fire_lag_seconds",
-            "Time from a fire's scheduled time to its enqueue.",
-            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5, 30, 300),
-            registry=registry,
-        )
-        self.active = Gauge(
-            "nightshift_scheduler_active", "1 while this process is the active scheduler.", registry=registry
-        )
 
 
 class Scheduler:
@@ -222,16 +166,25 @@ class Scheduler:
         logger.info("Active with token %d: %d schedules.", token, len(self.states))
 
     def reload(self) -> None:
-        """Read every schedule's row: operators' changes and the cursor."""
-        with self.session_factory() as session:
-            rows = store.load(session)
+        """Read every schedule's row: operators' changes and the cursor.
+
+        While PostgreSQL is down the schedules keep firing as last read.
+        """
+        self._next_reload = time.monotonic() + self.reload_interval_s
+        try:
+            with self.session_factory() as session:
+                rows = store.load(session)
+        except SQLAlchemyError as error:
+            if not self.states:
+                raise
+            logger.warning("Could not read the schedules; firing them as last read: %s", error)
+            return
         for row in rows:
             schedule = self.schedules.get(row.name)
             if schedule is None:
                 self.states.pop(row.name, None)
                 continue
             self._apply_row(schedule, row)
-        self._next_reload = time.monotonic() + self.reload_interval_s
 
     def _apply_row(self, schedule: Schedule, row: ScheduleRow) -> None:
         state = self.states.get(row.name)
@@ -295,37 +248,19 @@ class Scheduler:
         return decision
 
     def _record(self, decisions: list[Decision], token: int) -> bool:
-        """Write every decision of a tick in one transaction; False when a newer token has written."""
-        by = f"scheduler {self.lease.owner} (token {token})"
+        """Write every decision of a tick in one transaction; False when a newer token has written.
+
+        When PostgreSQL is down the decisions still hold in memory (the fire claims keep
+        every fire single); the cursors are written with the next tick that succeeds.
+        """
         fenced_out: str | None = None
-        with self.session_factory() as session:
-            for decision in decisions:
-                name = decision.state.schedule.name
-                if decision.skipped_before is not None:
-                    detail = f"every fire up to {decision.skipped_before}"
-                    store.record_event(session, name, "misfire_skipped", by=by, detail=detail)
-                for kind, times in (("misfire_skipped", decision.skipped), ("overlap_skipped", decision.overlapped)):
-                    if times:
-                        self.metrics.fires.labels(name, kind).inc(len(times))
-                        logger.warning(
-                            "Schedule %s: %s %d fire(s) %s..%s.", name, kind, len(times), times[0], times[-1]
-                        )
-                        store.record_event(
-                            session,
-                            name,
-                            kind,
-                            by=by,
-                            detail=f"{len(times)} fire(s)",
-                            first_fire_at=times[0],
-                            last_fire_at=times[-1],
-                        )
-                if decision.handled_through is not None and not store.advance(
-                    session, name, token=token, handled_through=decision.handled_through, fired=decision.fired
-                ):
-                    fenced_out = name
-                    break
-            if fenced_out is None:
-                session.commit()
+        try:
+            with self.session_factory() as session:
+                fenced_out = self._write(session, decisions, token)
+                if fenced_out is None:
+                    session.commit()
+        except SQLAlchemyError as error:
+            logger.warning("Could not record %d schedule decisions: %s", len(decisions), error)
         if fenced_out is not None:
             logger.warning("A scheduler with a newer token wrote %s: standing down.", fenced_out)
             self.lease.abandon()
@@ -338,6 +273,33 @@ class Scheduler:
             state.next_fire = state.times.next_after(state.handled_through)
         return True
 
+    def _write(self, session: Session, decisions: list[Decision], token: int) -> str | None:
+        """Add the decisions' events and cursors to *session*; the name of a fenced-out schedule, if any."""
+        by = f"scheduler {self.lease.owner} (token {token})"
+        for decision in decisions:
+            name = decision.state.schedule.name
+            if decision.skipped_before is not None:
+                detail = f"every fire up to {decision.skipped_before}"
+                store.record_event(session, name, "misfire_skipped", by=by, detail=detail)
+            for kind, times in (("misfire_skipped", decision.skipped), ("overlap_skipped", decision.overlapped)):
+                if times:
+                    self.metrics.fires.labels(name, kind).inc(len(times))
+                    logger.warning("Schedule %s: %s %d fire(s) %s..%s.", name, kind, len(times), times[0], times[-1])
+                    store.record_event(
+                        session,
+                        name,
+                        kind,
+                        by=by,
+                        detail=f"{len(times)} fire(s)",
+                        first_fire_at=times[0],
+                        last_fire_at=times[-1],
+                    )
+            if decision.handled_through is not None and not store.advance(
+                session, name, token=token, handled_through=decision.handled_through, fired=decision.fired
+            ):
+                return name
+        return None
+
     def _not_yet_enqueued(self, name: str, times: list[dt.datetime]) -> list[dt.datetime]:
         """*times* less the fires another scheduler enqueued before dying (they were not missed)."""
         ids = [fire_message_id(name, t) for t in times]
@@ -345,8 +307,11 @@ class Scheduler:
         return [t for t, message_id in zip(times, ids, strict=True) if message_id not in done]
 
     def _previous_unfinished(self, state: ScheduleState, now: dt.datetime) -> bool:
-        with self.session_factory() as session:
-            status = store.job_status(session, state.last_message_id)
+        try:
+            with self.session_factory() as session:
+                status = store.job_status(session, state.last_message_id)
+        except SQLAlchemyError:
+            status = None  # unknown: judged by when it was enqueued
         return overlaps(
             state.schedule.overlap, previous_status=status, previous_enqueued_at=state.last_enqueued_at, now=now
         )
