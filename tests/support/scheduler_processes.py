@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -14,6 +13,7 @@ from typing import Any
 
 import redis
 
+from nightshift.common.local.embedded import free_port
 from nightshift.scheduler.lease import LEASE_KEY
 from tests.support.processes import service_process
 
@@ -24,12 +24,6 @@ TEST_SCHEDULER_ENV = {
     "SCHEDULER_RELOAD_INTERVAL_MS": "200",
     "SCHEDULER_MISFIRE_TOLERANCE_MS": "500",
 }
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @contextmanager
