@@ -80,7 +80,9 @@ class LocalStorage(Storage):
             folder = folder.parent
 
     def list(self, prefix: str = "") -> Iterator[str]:
-        for directory, _, files in os.walk(self.root):
+        folder = prefix.rpartition("/")[0]
+        start = self.path(folder) if folder else self.root  # walk only below the prefix's folder
+        for directory, _, files in os.walk(start):
             for name in files:
                 if name.endswith(".part") and name.startswith("."):
                     continue
