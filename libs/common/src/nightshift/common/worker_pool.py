@@ -29,8 +29,11 @@ logger = logging.getLogger(__name__)
 #: Dramatiq reads each worker's prefetch from this variable when it is imported.
 PREFETCH_VARIABLE = "dramatiq_queue_prefetch"
 
-#: Longest wait before restarting a child that keeps dying.
+#: Longest wait before restarting a child that keeps dying (0 s, 1 s, 3 s, 7 s … at most this).
 MAX_RESTART_DELAY_S = 30.0
+
+#: A child that dies after running this long is restarted at once, its back-off forgotten.
+STABLE_AFTER_S = 120.0
 
 
 @dataclass
@@ -109,8 +112,11 @@ class WorkerPool:
         for child in self.children:
             if child.alive():
                 continue
+            running_for = time.monotonic() - child.started_at
+            if running_for > STABLE_AFTER_S:
+                child.restarts = 0  # it had been fine for a while: not a crash loop
             delay = min(2.0**child.restarts - 1, MAX_RESTART_DELAY_S)
-            if time.monotonic() - child.started_at < delay:
+            if running_for < delay:
                 continue
             code = child.process.returncode if child.process is not None else None
             logger.warning("Worker %s #%d exited with %s; restarting.", self.spec.name, child.index, code)
