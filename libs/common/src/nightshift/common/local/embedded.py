@@ -79,6 +79,8 @@ class EmbeddedRedis:
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
+            # Its own session: Ctrl-C in the terminal must not kill it before the workers have stopped.
+            start_new_session=True,
         )  # fmt: skip
         client = redis.Redis.from_url(self.url, socket_connect_timeout=0.5)
         deadline = time.monotonic() + timeout_s

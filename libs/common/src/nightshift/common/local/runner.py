@@ -192,7 +192,7 @@ def _print_banner(children: list[Child], var_dir: Path) -> None:
     lines = ["", "Nightshift is running. Where to look:"]
     for child in children:
         base = f"http://127.0.0.1:{child.port}"
-        extra = f"  {base}/status" if child.spec.entrypoint else ""
+        extra = f"  {base}/status" if not child.spec.queues else ""  # served by the scheduler, not workers
         lines.append(f"  {child.spec.name:<14} {base}/livez  {base}/readyz  {base}/metrics{extra}")
     lines += [
         f"  outbox (mail)  {var_dir / 'outbox'}",
