@@ -364,7 +364,7 @@ class Scheduler:
                     "next_fire": None if state.paused or state.next_fire is None else state.next_fire.isoformat(),
                     "last_message_id": state.last_message_id,
                 }
-                for name, state in sorted(self.states.items())
+                for name, state in sorted(dict(self.states).items())  # the loop may be changing it
             ],
         }
 
