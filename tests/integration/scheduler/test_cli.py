@@ -52,6 +52,10 @@ def test_changes_are_stored_with_who_made_them(cli: CliRunner, clean_db: Engine)
     assert "cleanup_expired_tokens  [paused]  '30 2 * * *' Europe/Paris" in listing
     assert "changed:     cron '30 2 * * *' by bob" in listing
 
+    history = cli.invoke(main, ["schedule", "history", "cleanup_expired_tokens"]).output.splitlines()
+    assert [line.split()[2] for line in history] == ["set_cron", "pause"]
+    assert history[0].endswith("by bob") and history[1].endswith("by alice")
+
     assert cli.invoke(main, ["schedule", "set-cron", "cleanup_expired_tokens", "--declared"]).exit_code == 0
     with Session(clean_db) as session:
         assert session.scalar(select(ScheduleRow.cron_override)) is None
@@ -81,6 +85,7 @@ def test_run_now_enqueues_once_and_list_shows_its_outcome(
         (["set-cron", "cleanup_expired_tokens", "0 25 * * *"], "cron '0 25 * * *'"),
         (["set-cron", "cleanup_expired_tokens"], "give either CRON or --declared"),
         (["run", "nope"], "unknown schedule 'nope'"),
+        (["history", "nope"], "unknown schedule 'nope'"),
     ],
 )
 def test_bad_requests_are_refused_naming_what_is_wrong(cli: CliRunner, args: list[str], complaint: str) -> None:

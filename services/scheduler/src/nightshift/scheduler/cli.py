@@ -1,4 +1,4 @@
-"""``nightshift schedule list | pause | resume | run | set-cron``.
+"""``nightshift schedule list | pause | resume | run | set-cron | history``.
 
 Changes are written to PostgreSQL with who made them; the active scheduler reads
 them within a second (``SCHEDULER_RELOAD_INTERVAL_MS``), so no restart is needed,
@@ -89,30 +89,40 @@ def run_now(name: str, by: str) -> None:
     """Enqueue NAME's message now, once, besides its regular fires."""
     from nightshift.common import runtime
     from nightshift.common.broker import build_broker
-    from nightshift.common.db.engine import transaction
-    from nightshift.scheduler import store
-    from nightshift.scheduler.claims import fire_message_id
-    from nightshift.scheduler.loop import TRIGGER_PREFIX
+    from nightshift.scheduler.control import run_now as enqueue_now
 
     declared = _declared()
     if name not in declared:
         raise click.ClickException(f"unknown schedule {name!r} (declared: {', '.join(declared) or 'none'})")
-    definition = declared[name]
-    now = dt.datetime.now(dt.UTC)
-    message_id = fire_message_id(f"{name}@manual", now)
     broker = build_broker(runtime.settings(), set_global=False)
     try:
-        broker.enqueue(
-            definition.contract.message(
-                definition.payload, message_id=message_id, options={"trigger": TRIGGER_PREFIX + name, "run_by": by}
-            )
-        )
+        message = enqueue_now(declared[name], broker=broker, session_factory=runtime.session_factory(), by=by)
     finally:
         broker.record_writer.close()
         broker.close()
-    with transaction(runtime.session_factory()) as session:
-        store.record_run_now(session, name, message_id=message_id, by=by)
-    click.echo(f"{message_id} {definition.contract.actor_name} -> {definition.contract.queue_name}")
+    click.echo(f"{message.message_id} {message.actor_name} -> {message.queue_name}")
+
+
+@schedule.command()
+@click.argument("name")
+@click.option("--limit", default=20, show_default=True, help="How many events, newest first.")
+def history(name: str, limit: int) -> None:
+    """NAME's recorded events: operators' changes and skipped fires, newest first."""
+    from nightshift.scheduler import store
+
+    with _session() as session:
+        try:
+            store.get(session, name)
+        except store.UnknownSchedule as error:
+            raise click.ClickException(str(error)) from None
+        events = store.events(session, name, limit=limit)
+    for event in events:
+        fires = (
+            f"  fires {event.first_fire_at:%Y-%m-%d %H:%M:%S}..{event.last_fire_at:%H:%M:%S}Z"
+            if event.first_fire_at and event.last_fire_at
+            else ""
+        )
+        click.echo(f"{event.at:%Y-%m-%d %H:%M:%S}Z  {event.kind:<16} {event.detail}{fires}  by {event.by}")
 
 
 def _change(name: str, kind: str, *, by: str, cron: str | None = None) -> None:
@@ -126,7 +136,7 @@ def _change(name: str, kind: str, *, by: str, cron: str | None = None) -> None:
             row = store.change(session, name, kind, by=by, cron=cron)
             click.echo(f"{row.name}: {row.change} (by {by})")
     except (store.UnknownSchedule, ValueError) as error:
-        raise click.ClickException(str(error).strip("'\"")) from None
+        raise click.ClickException(str(error)) from None
 
 
 def _declared() -> dict[str, Any]:

@@ -28,6 +28,7 @@ from nightshift.common.db.engine import transaction
 from nightshift.common.schedules import Schedule
 from nightshift.scheduler import store
 from nightshift.scheduler.claims import Claim, FireClaims, fire_message_id
+from nightshift.scheduler.control import fire_options
 from nightshift.scheduler.lease import LeaderLease
 from nightshift.scheduler.metrics import SchedulerMetrics
 from nightshift.scheduler.models import ScheduleRow
@@ -48,9 +49,6 @@ PENDING_RETRY = dt.timedelta(milliseconds=100)
 
 #: How often a standby looks whether its lease thread won the lease (a local check).
 STANDBY_CHECK_S = 0.05
-
-#: The message option naming what triggered a message (kept on its job record).
-TRIGGER_PREFIX = "schedule:"
 
 
 def _utcnow() -> dt.datetime:
@@ -329,7 +327,7 @@ class Scheduler:
             message = schedule.contract.message(
                 schedule.payload,
                 message_id=message_id,
-                options={"trigger": TRIGGER_PREFIX + schedule.name, "scheduled_for": scheduled_for.isoformat()},
+                options=fire_options(schedule.name, scheduled_for=scheduled_for.isoformat()),
             )
             self.broker.enqueue(message)
             keep = max(schedule.grace, schedule.catch_up_window, self.tolerance) + CLAIM_KEEP_MARGIN

@@ -198,6 +198,17 @@ def record_run_now(session: Session, name: str, *, message_id: str, by: str) -> 
     record_event(session, name, "run_now", by=by, detail=message_id)
 
 
+def events(session: Session, name: str, *, limit: int = 20) -> list[ScheduleEvent]:
+    """*name*'s latest events, newest first."""
+    query = (
+        select(ScheduleEvent)
+        .where(ScheduleEvent.schedule == name)
+        .order_by(ScheduleEvent.at.desc(), ScheduleEvent.id.desc())
+        .limit(limit)
+    )
+    return list(session.scalars(query))
+
+
 def job_status(session: Session, message_id: uuid.UUID | str | None) -> str | None:
     """The job record's status of *message_id* (None when there is no record)."""
     if message_id is None:
