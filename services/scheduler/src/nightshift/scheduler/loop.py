@@ -324,6 +324,8 @@ class Scheduler:
         if claim is Claim.PENDING:
             return None
         if claim is Claim.GRANTED:
+            if self.lease.token() != token:
+                return None  # stalled past the lease since the check above: the claim lapses for the next one
             message = schedule.contract.message(
                 schedule.payload,
                 message_id=message_id,
