@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import pytest
 import redis
+from sqlalchemy.orm import Session, sessionmaker
 
 from nightshift.common import runtime
 from nightshift.common.redis_broker import NightshiftRedisBroker
@@ -58,14 +59,20 @@ def start_scheduler(
     """Start a scheduler thread on *schedules*; every one is stopped at teardown."""
     started: list[Running] = []
 
-    def start(schedules: tuple[Schedule, ...], *, lease_key: str = LEASE_KEY, reload_ms: int = 100) -> Running:
+    def start(
+        schedules: tuple[Schedule, ...],
+        *,
+        lease_key: str = LEASE_KEY,
+        reload_ms: int = 100,
+        session_factory: sessionmaker[Session] | None = None,
+    ) -> Running:
         lease = LeaderLease(app_redis, ttl_ms=TEST_LEASE_TTL_MS, key=lease_key, fence=FENCE_KEY).start()
         scheduler = Scheduler(
             schedules={s.name: s for s in schedules},
             broker=broker,
             lease=lease,
             claims=FireClaims(app_redis, claim_ttl_ms=TEST_LEASE_TTL_MS),
-            session_factory=runtime.session_factory(),
+            session_factory=session_factory or runtime.session_factory(),
             default_timezone="Europe/Paris",
             reload_interval=dt.timedelta(milliseconds=reload_ms),
             tolerance=dt.timedelta(milliseconds=500),

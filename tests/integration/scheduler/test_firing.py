@@ -10,7 +10,9 @@ import redis
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
+from nightshift.common.db.engine import make_engine, make_session_factory
 from nightshift.common.db.models import JobRecord
+from nightshift.common.local.embedded import free_port
 from nightshift.common.schedules import Schedule
 from nightshift.scheduler.models import ScheduleEvent, ScheduleRow
 from tests.integration.scheduler.conftest import StartScheduler
@@ -148,3 +150,38 @@ def test_overlap_skip_waits_for_the_previous_run_to_finish(
         wait_for(lambda: session.get(JobRecord, first.message_id), what="the first run's record")
         session.execute(update(JobRecord).where(JobRecord.message_id == first.message_id).values(status="done"))
     wait_for(lambda: len(scheduled_messages(redis_client, QUEUE)) == 2, timeout=10, what="the next fire")
+
+
+def test_fires_continue_while_postgresql_is_unreachable_and_cursors_catch_up(
+    start_scheduler: StartScheduler, redis_client: redis.Redis[bytes], clean_db: Engine
+) -> None:
+    factory = make_session_factory(clean_db)
+    catch_up = SCHEDULES[0]
+    start_scheduler((catch_up,), session_factory=factory)
+    wait_for(lambda: scheduled_messages(redis_client, QUEUE), what="a first fire")
+
+    # PostgreSQL becomes unreachable for the scheduler (nothing listens on that port).
+    unreachable = make_engine(f"postgresql://nobody@127.0.0.1:{free_port()}/none")
+    factory.configure(bind=unreachable)
+    outage_from = dt.datetime.now(dt.UTC)
+    wait_for(
+        lambda: len([m for m in scheduled_messages(redis_client, QUEUE) if m.scheduled_for > outage_from]) >= 3,
+        timeout=15,
+        what="fires during the outage",
+    )
+    factory.configure(bind=clean_db)
+    outage_until = dt.datetime.now(dt.UTC)
+
+    with Session(clean_db) as session:
+        wait_for(
+            lambda: (
+                (r := session.get(ScheduleRow, catch_up.name, populate_existing=True))
+                and r.handled_through >= outage_until
+            ),
+            timeout=10,
+            what="the cursor written again",
+        )
+    times = [m.scheduled_for for m in scheduled_messages(redis_client, QUEUE)]
+    assert len(times) == len(set(times))
+    assert times == [times[0] + dt.timedelta(seconds=n) for n in range(len(times))]
+    unreachable.dispose()
