@@ -6,7 +6,9 @@ Three measurements, each in fresh subprocesses so no state leaks between stacks:
   messages are enqueued first, then a worker process starts (same processes and
   threads for every stack) and the clock runs from the moment it is told to go
   until the queue and its ack sets are empty (``LLEN`` and ``HLEN <q>.msgs`` at
-  0, polled every few milliseconds — the actor itself does nothing). For
+  0, polled every few milliseconds — the actor itself does nothing). The
+  worker process's CPU time per message is reported beside it: on a shared
+  machine it is steadier than wall time and shows what each stack costs. For
   Nightshift, the time until every job record and audit row is in PostgreSQL
   is reported too (the records are written in batches behind the hot path);
 * **idle pickup** — an idle worker, one message at a time after a random pause:
@@ -56,6 +58,7 @@ READY_KEY = "bench:ready"
 GO_KEY = "bench:go"
 STOP_KEY = "bench:stop"
 STAMPS_KEY = "bench:stamps"
+CPU_KEY = "bench:cpu"
 
 #: How often the drained condition is polled.
 POLL_INTERVAL_S = 0.005
@@ -170,9 +173,12 @@ def role_worker(stack: str, threads: int) -> None:
     control.rpush(READY_KEY, os.getpid())
     if control.blpop([GO_KEY], timeout=120) is None:
         raise SystemExit("no go signal within 120 s")
+    cpu_at_go = time.process_time()
     worker = dramatiq.Worker(broker, queues={QUEUE}, worker_threads=threads)
     worker.start()
     control.blpop([STOP_KEY], timeout=900)
+    # CPU of every thread of the process (consumer, workers, records writer, liveness).
+    control.rpush(CPU_KEY, repr(time.process_time() - cpu_at_go))
     worker.stop(timeout=10_000)
     close_broker(broker)
 
@@ -313,6 +319,8 @@ class Driver:
                 except subprocess.TimeoutExpired:
                     process.kill()
                     process.wait()
+        cpu_seconds = sum(float(value) for value in self.client.lrange(CPU_KEY, 0, -1))
+        result["worker_cpu_us_per_msg"] = cpu_seconds / messages * 1e6
         return result
 
 
@@ -366,7 +374,8 @@ def main(argv: list[str] | None = None) -> int:
                     else ""
                 )
                 print(
-                    f"  run {run + 1} {stack:<32} {result['msgs_per_s']:9.0f} msgs/s ({result['seconds']:.2f} s{lag})"
+                    f"  run {run + 1} {stack:<32} {result['msgs_per_s']:9.0f} msgs/s, "
+                    f"worker CPU {result['worker_cpu_us_per_msg']:4.0f} us/msg ({result['seconds']:.2f} s{lag})"
                 )
 
         if options.runs:
@@ -376,7 +385,11 @@ def main(argv: list[str] | None = None) -> int:
             for stack, value in medians.items():
                 ratio = f"  ratio to dramatiq {value / baseline:.2f}" if baseline else ""
                 enqueue = median([r["enqueue_per_s"] for r in raw["drain"][stack]])
-                print(f"  {stack:<32} {value:9.0f} msgs/s{ratio}   (enqueue {enqueue:.0f} msgs/s)")
+                cpu = median([r["worker_cpu_us_per_msg"] for r in raw["drain"][stack]])
+                print(
+                    f"  {stack:<32} {value:9.0f} msgs/s{ratio}   worker CPU {cpu:.0f} us/msg   "
+                    f"(enqueue {enqueue:.0f} msgs/s)"
+                )
             raw["medians"] = medians
 
         if options.pickups:
