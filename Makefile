@@ -35,8 +35,8 @@ pytest: setup
 test: lint typecheck pytest
 
 bench: setup
-	$(UV) run --no-sync python bench/throughput.py
-	$(UV) run --no-sync python bench/users_maintenance.py
+	$(UV) run --no-sync python -m bench.throughput
+	$(UV) run --no-sync python -m bench.users_maintenance
 
 clean:
 	rm -rf var .venv .tools
