@@ -20,7 +20,8 @@ Three measurements, each in fresh subprocesses so no state leaks between stacks:
 Stacks: ``nightshift`` is ``build_broker(settings)``, the full middleware list
 (job records, tracing, metrics, retries, dead-letter reasons, liveness); ``dramatiq``
 is ``RedisBroker(url=…)`` with Dramatiq's default middleware. For profiling,
-``nightshift-without-A+B`` drops the middleware classes named A and B, and a
+``nightshift-without-A+B`` drops the middleware classes named A and B,
+``nightshift-broker`` is Nightshift's broker with Dramatiq's default middleware, and a
 ``:otlp`` suffix traces with the OpenTelemetry SDK, spans encoded as OTLP and
 discarded (without it, as in a deployment with no ``OTEL_EXPORTER_OTLP_ENDPOINT``,
 the tracing middleware runs against OpenTelemetry's no-op tracer).
@@ -77,6 +78,8 @@ def make_broker(stack: str) -> dramatiq.Broker:
       ValueError: For an unknown stack name.
     """
     from nightshift.common import broker as nightshift_broker
+    from nightshift.common.encoder import install_encoder
+    from nightshift.common.redis_broker import NightshiftRedisBroker
     from nightshift.common.runtime import settings
 
     stack, _, feature = stack.partition(":")
@@ -88,9 +91,19 @@ def make_broker(stack: str) -> dramatiq.Broker:
         broker = RedisBroker(url=settings().broker_url)  # type: ignore[no-untyped-call]
         dramatiq.set_broker(broker)
         return broker
+    if stack == "nightshift-broker":
+        # Nightshift's consumer with Dramatiq's own middleware: the broker's share alone.
+        from dramatiq.middleware import default_middleware
+
+        install_encoder()
+        broker = NightshiftRedisBroker(url=settings().broker_url, middleware=[m() for m in default_middleware])
+        dramatiq.set_broker(broker)
+        return broker
     base, _, dropped = stack.partition("-without-")
     if base != "nightshift":
-        raise ValueError(f"unknown stack {stack!r}: use nightshift[:otlp], dramatiq or nightshift-without-A+B")
+        raise ValueError(
+            f"unknown stack {stack!r}: use nightshift[:otlp], nightshift-without-A+B, nightshift-broker or dramatiq"
+        )
     if dropped:
         names = set(dropped.split("+"))
         full_stack = nightshift_broker.middleware_stack
@@ -308,7 +321,7 @@ class Driver:
                 "seconds": finished - started,
                 "enqueue_per_s": enqueued["enqueue_per_s"],
             }
-            if stack.startswith("nightshift") and "JobRecords" not in stack:
+            if stack.startswith("nightshift") and "JobRecords" not in stack and stack != "nightshift-broker":
                 wait_until(lambda: self.audit_rows() >= messages, timeout_s=120, interval_s=0.02)
                 result["records_lag_s"] = time.perf_counter() - finished
         finally:
