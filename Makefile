@@ -37,6 +37,8 @@ test: lint typecheck pytest
 bench: setup
 	$(UV) run --no-sync python -m bench.throughput
 	$(UV) run --no-sync python -m bench.users_maintenance
+	$(UV) run --no-sync python -m bench.media_variants
+	$(UV) run --no-sync python -m bench.scheduler_jitter
 
 clean:
 	rm -rf var .venv .tools
