@@ -48,7 +48,7 @@ def test_readyz_turns_503_when_redis_dies_and_recovers_without_restart(tmp_path:
         _code, body = _get(server.port, "/readyz")
         assert isinstance(body, dict) and body["redis"].startswith("ConnectionError")
 
-        EmbeddedRedis(tmp_path / "redis", port=redis_server.port).start()
+        redis_server = EmbeddedRedis(tmp_path / "redis", port=redis_server.port).start()
         wait_for(lambda: _get(server.port, "/readyz")[0] == 200, timeout=10, what="200 after Redis came back")
     finally:
         server.stop()
