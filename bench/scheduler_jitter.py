@@ -40,6 +40,7 @@ from nightshift.common.contracts import Contract, Payload
 from nightshift.common.db.engine import make_engine
 from nightshift.common.db.models import JobRecord
 from nightshift.common.lanes import Lane
+from nightshift.common.processes import stop_processes
 from nightshift.common.schedules import Schedule
 from nightshift.common.settings import with_redis_db
 from nightshift.scheduler.lease import LEASE_KEY
@@ -221,12 +222,7 @@ def _wait(predicate: Callable[[], bool], timeout_s: float) -> None:
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    stop_processes([process], grace_s=20)
 
 
 if __name__ == "__main__":

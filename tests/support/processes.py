@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+
+from nightshift.common.processes import stop_processes
 
 #: The repository root, put on PYTHONPATH so children can import ``tests.support``.
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -46,10 +47,4 @@ def service_process(
     try:
         yield process
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_processes([process], grace_s=20)

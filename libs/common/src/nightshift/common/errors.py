@@ -32,10 +32,6 @@ class UndecodableMessage(PermanentError):
     """A message body could not be decoded into a Dramatiq message."""
 
 
-class UnknownActor(PermanentError):
-    """A message names an actor no worker declares."""
-
-
 class TransientError(NightshiftError):
     """A dependency failed in a way that may succeed later; retried."""
 

@@ -23,9 +23,6 @@ from sqlalchemy import Engine
 
 logger = logging.getLogger(__name__)
 
-#: Every status a job record can have.
-STATUSES = ("queued", "running", "retrying", "done", "dead", "skipped")
-
 
 @dataclass(frozen=True)
 class JobEvent:

@@ -26,6 +26,7 @@ from dramatiq.errors import ConnectionClosed
 from dramatiq.message import Message
 
 from nightshift.common import dead_letters
+from nightshift.common.errors import UndecodableMessage
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -96,10 +97,10 @@ class NightshiftRedisBroker(RedisBroker):
         full = self.key(queue_name)
         self._enqueue_script(keys=[full, f"{full}.msgs", f"{full}.wake"], args=[message_id, data, WAKE_TOKENS])
 
-    def fetch(self, queue_name: str, worker_queue: str, count: int) -> list[tuple[str, bytes]]:
+    def fetch(self, queue_name: str, count: int) -> list[tuple[str, bytes]]:
         """Move up to *count* message ids into this worker's ack set; return (id, body) pairs."""
         full = self.key(queue_name)
-        acks = self.key(f"__acks__.{self.broker_id}.{worker_queue}")
+        acks = self.key(f"__acks__.{self.broker_id}.{queue_name}")
         flat = self._fetch_script(
             keys=[full, f"{full}.msgs", acks, self.key("__heartbeats__")],
             args=[min(count, self._max_unpack_size()), self.broker_id, current_millis()],
@@ -155,7 +156,7 @@ class WakingConsumer(_RedisConsumer):  # type: ignore[misc]
                 self._slot_freed.clear()
                 self._slot_freed.wait(self._wait_ms / 1000)
                 return None
-            self.message_cache = self.broker.fetch(self.queue_name, self.queue_name, free)
+            self.message_cache = self.broker.fetch(self.queue_name, free)
             if not self.message_cache:
                 self.broker.wait_for_work(self.queue_name, self._wait_ms)
             return None
@@ -171,6 +172,8 @@ class WakingConsumer(_RedisConsumer):  # type: ignore[misc]
             # Never log or keep the body: it is unknown data, possibly personal.
             reason = f"body of {len(body)} bytes is not a Dramatiq message ({type(error).__name__})"
             self.broker.do_nack(self.queue_name, redis_id)
-            dead_letters.record_reason(self.broker, q_name(self.queue_name), redis_id, "UndecodableMessage", reason)
+            dead_letters.record_reason(
+                self.broker, q_name(self.queue_name), redis_id, UndecodableMessage.__name__, reason
+            )
             self.logger.error("Dead-lettered undecodable message %s on %s: %s", redis_id, self.queue_name, reason)
             return None

@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import FrameType
 
+from nightshift.common.processes import stop_processes
 from nightshift.common.service import ServiceSpec
 
 logger = logging.getLogger(__name__)
@@ -127,19 +128,9 @@ class WorkerPool:
 
     def stop(self, *, timeout_s: float) -> None:
         """Ask every child to stop (SIGTERM), then kill those still running after *timeout_s*."""
-        for child in self.children:
-            if child.alive() and child.process is not None:
-                child.process.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + timeout_s
-        for child in self.children:
-            if child.process is None:
-                continue
-            try:
-                child.process.wait(timeout=max(deadline - time.monotonic(), 0.1))
-            except subprocess.TimeoutExpired:
-                logger.error("Worker %s #%d did not stop in time; killing it.", self.spec.name, child.index)
-                child.process.kill()
-                child.process.wait()
+        running = [child.process for child in self.children if child.process is not None]
+        for process in stop_processes(running, grace_s=timeout_s):
+            logger.error("Worker %s (pid %d) did not stop in time; killed.", self.spec.name, process.pid)
 
 
 def run_worker_pool(

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import redis
 
+from nightshift.common.processes import stop_processes
+
 logger = logging.getLogger(__name__)
 
 
@@ -94,13 +96,8 @@ class EmbeddedRedis:
                 time.sleep(0.05)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process is not None:
+            stop_processes([self.process], grace_s=10)
 
 
 @dataclass

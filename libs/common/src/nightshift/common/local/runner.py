@@ -24,6 +24,7 @@ from nightshift.common.db import migrate
 from nightshift.common.db.engine import make_engine, make_session_factory
 from nightshift.common.local.demo import register_demo_user
 from nightshift.common.local.embedded import EmbeddedPostgres, EmbeddedRedis, runtime_dir_default
+from nightshift.common.processes import stop_processes
 from nightshift.common.service import ServiceSpec, installed_services, load_object
 from nightshift.common.settings import LOCAL_ENV_FILE
 
@@ -164,18 +165,7 @@ def _restart_dead(children: list[Child]) -> None:
 
 
 def _stop_children(children: list[Child]) -> None:
-    for child in children:
-        if child.alive() and child.process is not None:
-            child.process.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + STOP_GRACE_S
-    for child in children:
-        if child.process is None:
-            continue
-        try:
-            child.process.wait(timeout=max(deadline - time.monotonic(), 0.1))
-        except subprocess.TimeoutExpired:
-            child.process.kill()
-            child.process.wait()
+    stop_processes((c.process for c in children if c.process is not None), grace_s=STOP_GRACE_S)
 
 
 def _demo_tick(factory: object, demos: list[object]) -> None:
