@@ -74,6 +74,21 @@ class CommonSettings(BaseSettings):
         return with_redis_db(self.redis_url, self.broker_redis_db)
 
 
+class ServiceSettings(BaseSettings):
+    """Base of a service's own settings: subclasses set only ``env_prefix`` and their fields.
+
+    Example::
+
+        class MediaSettings(ServiceSettings):
+            model_config = SettingsConfigDict(env_prefix="MEDIA_")
+
+    pydantic merges the subclass's ``model_config`` with this one, so the env file
+    fallback, ``extra="ignore"`` and ``frozen`` hold for every service.
+    """
+
+    model_config = SettingsConfigDict(env_file=LOCAL_ENV_FILE, extra="ignore", frozen=True)
+
+
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)
 
 
