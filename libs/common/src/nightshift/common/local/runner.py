@@ -40,17 +40,20 @@ class LocalService:
 
 
 def run_local(var_dir: Path = Path("var")) -> int:
-    """Run everything until Ctrl-C or SIGTERM; return the exit code."""
+    """Run everything until Ctrl-C or SIGTERM; return the exit code.
+
+    Raises:
+      ConfigurationError: An embedded server is needed and the ``local`` extra is not installed.
+    """
+    redis_url = os.environ.get("REDIS_URL")
+    database_url = os.environ.get("DATABASE_URL")
+    require_local_extra(redis=not redis_url, postgres=not database_url)
+    stop = stop_on_signals()
     var_dir = var_dir.resolve()
     for sub in ("run", "log", "storage", "outbox"):
         (var_dir / sub).mkdir(parents=True, exist_ok=True)
     redis_server: EmbeddedRedis | None = None
     postgres: EmbeddedPostgres | None = None
-    redis_url = os.environ.get("REDIS_URL")
-    database_url = os.environ.get("DATABASE_URL")
-    require_local_extra(redis=not redis_url, postgres=not database_url)
-    stop = stop_on_signals()
-
     if not redis_url:
         redis_server = EmbeddedRedis(var_dir / "redis").start()
         redis_url = redis_server.url
