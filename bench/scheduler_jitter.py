@@ -40,7 +40,7 @@ from nightshift.common.contracts import Contract, Payload
 from nightshift.common.db.engine import make_engine
 from nightshift.common.db.models import JobRecord
 from nightshift.common.lanes import Lane
-from nightshift.common.processes import stop_processes
+from nightshift.common.processes import stop_processes, wait_for
 from nightshift.common.schedules import Schedule
 from nightshift.common.settings import with_redis_db
 from nightshift.scheduler.lease import LEASE_KEY
@@ -92,9 +92,14 @@ def main() -> int:
         for _ in range(3):
             start()
         # Steady state: from the first fire, until enough fires are in.
-        _wait(lambda: _count(broker) >= 1, 60)
+        wait_for(lambda: _count(broker) >= 1, timeout=60, interval=0.01, what="the first fire")
         steady_from = dt.datetime.now(dt.UTC)
-        _wait(lambda: _count(broker, after=steady_from) >= args.fires + 2 * args.schedules, 600)
+        wait_for(
+            lambda: _count(broker, after=steady_from) >= args.fires + 2 * args.schedules,
+            timeout=600,
+            interval=0.01,
+            what=f"{args.fires} fires in steady state",
+        )
         steady_until = dt.datetime.now(dt.UTC)
 
         failovers = [_fail_over(app, broker, processes, start, args.schedules) for _ in range(args.kills)]
@@ -169,11 +174,16 @@ def _fail_over(
     processes[victim].wait()
     killed = time.monotonic()
     killed_at = dt.datetime.now(dt.UTC)
-    _wait(lambda: _holder(app) not in (None, victim), 30)
+    wait_for(lambda: _holder(app) not in (None, victim), timeout=30, interval=0.01, what="a standby to take the lease")
     took_lease = time.monotonic() - killed
     start()  # keep three
     # Let the new active run a while, so its job records are written before the next kill.
-    _wait(lambda: _count(broker, after=killed_at + dt.timedelta(seconds=took_lease + 3)) >= 3 * schedules, 60)
+    wait_for(
+        lambda: _count(broker, after=killed_at + dt.timedelta(seconds=took_lease + 3)) >= 3 * schedules,
+        timeout=60,
+        interval=0.01,
+        what="the new active scheduler's fires",
+    )
     return killed_at, took_lease
 
 
@@ -211,14 +221,6 @@ def _count(client: redis.Redis[bytes], after: dt.datetime | None = None) -> int:
 def _holder(client: redis.Redis[bytes]) -> int | None:
     value = client.get(LEASE_KEY)
     return None if value is None else int(value.decode().rpartition("|")[0].split(":")[1])
-
-
-def _wait(predicate: Callable[[], bool], timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise SystemExit(f"timed out after {timeout_s} s")
-        time.sleep(0.01)
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 import redis
 
-from nightshift.common.local.embedded import free_port
+from nightshift.common.processes import free_port
 from nightshift.scheduler.lease import LEASE_KEY
 from tests.support.processes import service_process
 

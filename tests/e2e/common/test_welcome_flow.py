@@ -15,10 +15,10 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from nightshift.common.db.models import EmailDelivery, JobRecord, User
+from nightshift.common.processes import wait_for
 from nightshift.common.settings import CommonSettings
 from tests.support.otlp_receiver import otlp_receiver
 from tests.support.processes import nightshift, service_process
-from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 

@@ -10,11 +10,11 @@ import pytest
 import redis
 from dramatiq import Message
 
+from nightshift.common.processes import wait_for
 from nightshift.common.redis_broker import NightshiftRedisBroker
 from nightshift.common.settings import CommonSettings
 from tests.support.processes import service_process
 from tests.support.slow_service import EVENTS_KEY
-from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 

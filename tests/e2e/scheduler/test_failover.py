@@ -19,12 +19,12 @@ import redis
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+from nightshift.common.processes import wait_for
 from nightshift.common.settings import CommonSettings
 from nightshift.scheduler.models import ScheduleEvent
 from tests.support.scheduled_messages import ScheduledMessage, by_schedule, scheduled_messages
 from tests.support.scheduler_processes import lease_holder_pid, probe, scheduler_processes, status
 from tests.support.scheduler_schedules import TICK
-from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 

@@ -16,12 +16,12 @@ import pytest
 import redis
 from sqlalchemy import Engine
 
+from nightshift.common.processes import wait_for
 from nightshift.common.settings import CommonSettings
 from tests.support.processes import nightshift
 from tests.support.scheduled_messages import ScheduledMessage, by_schedule, scheduled_messages
 from tests.support.scheduler_processes import TEST_SCHEDULER_ENV, lease_holder_pid, scheduler_processes, status
 from tests.support.scheduler_schedules import TICK
-from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 

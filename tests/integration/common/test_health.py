@@ -15,8 +15,8 @@ from nightshift.common.broker import find_middleware
 from nightshift.common.health import HealthServer, readiness_check
 from nightshift.common.local.embedded import EmbeddedRedis
 from nightshift.common.middleware.liveness import WorkerLiveness
+from nightshift.common.processes import wait_for
 from nightshift.common.redis_broker import NightshiftRedisBroker
-from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 

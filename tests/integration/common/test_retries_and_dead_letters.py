@@ -17,9 +17,9 @@ from sqlalchemy.orm import Session
 from nightshift.common.db.models import JobRecord, TaskAudit
 from nightshift.common.dead_letters import list_dead_letters, replay_dead_letter
 from nightshift.common.errors import NotFound, TransientError
+from nightshift.common.processes import wait_for
 from nightshift.common.redis_broker import NightshiftRedisBroker
 from tests.conftest import TEST_RETRY_DELAYS_MS
-from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -20,9 +20,9 @@ from nightshift.common.contracts.users import SEND_WELCOME_EMAIL
 from nightshift.common.db.models import User
 from nightshift.common.events import publish
 from nightshift.common.outbox import OutboxRelay
+from nightshift.common.processes import wait_for
 from nightshift.common.redis_broker import NightshiftRedisBroker
 from nightshift.common.tracing import configure_tracing
-from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -11,8 +11,8 @@ from sqlalchemy.orm import Session
 from nightshift.common.contracts.users import SEND_WELCOME_EMAIL
 from nightshift.common.db.models import JobRecord, OutboxEvent, User
 from nightshift.common.events import publish
+from nightshift.common.processes import wait_for
 from nightshift.common.redis_broker import NightshiftRedisBroker
-from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 

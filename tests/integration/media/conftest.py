@@ -14,13 +14,13 @@ from nightshift.common import runtime
 from nightshift.common.contracts.media import PROCESS_MEDIA_UPLOAD
 from nightshift.common.db.models import JobRecord
 from nightshift.common.events import publish
+from nightshift.common.processes import wait_for
 from nightshift.common.redis_broker import NightshiftRedisBroker
 from nightshift.common.settings import CommonSettings
 from nightshift.common.storage import Storage
 from nightshift.media import actors
 from nightshift.media.models import Media
 from tests.integration.storage.s3server import moto_server, new_bucket
-from tests.support.waiting import wait_for
 
 #: The byte limit of the tests: small, so an oversized upload is cheap to make.
 TEST_MAX_BYTES = 1_000_000

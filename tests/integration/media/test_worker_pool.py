@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
+from nightshift.common.processes import wait_for
 from nightshift.common.queue_stats import live_workers
 from nightshift.common.redis_broker import NightshiftRedisBroker
 from nightshift.common.settings import CommonSettings
 from nightshift.media import actors
 from tests.integration.media.conftest import Uploads, wait_for_jobs
-from tests.support.waiting import wait_for
 from tests.unit.media.images import encode, halves
 
 pytestmark = pytest.mark.integration

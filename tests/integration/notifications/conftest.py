@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -18,6 +17,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session as DbSession
 
 from nightshift.common.db.models import User
+from nightshift.common.processes import free_port
 from nightshift.common.settings import CommonSettings
 
 
@@ -84,9 +84,7 @@ class SmtpInbox:
 
 @pytest.fixture
 def smtp_inbox() -> Iterator[SmtpInbox]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
+    port = free_port()
     inbox = SmtpInbox(port=port)
 
     class Handler:

@@ -12,9 +12,9 @@ from sqlalchemy.orm import Session
 
 from nightshift.common.cli import main
 from nightshift.common.db.models import JobRecord
+from nightshift.common.processes import wait_for
 from nightshift.common.redis_broker import NightshiftRedisBroker
 from nightshift.scheduler.models import ScheduleEvent, ScheduleRow
-from tests.support.waiting import wait_for
 
 
 @pytest.fixture

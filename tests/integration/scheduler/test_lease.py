@@ -9,11 +9,11 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from nightshift.common.db.engine import make_session_factory, transaction
+from nightshift.common.processes import wait_for
 from nightshift.scheduler import store
 from nightshift.scheduler.claims import Claim, FireClaims, fire_message_id
 from nightshift.scheduler.lease import LeaderLease
 from tests.support.scheduler_schedules import SCHEDULES
-from tests.support.waiting import wait_for
 
 
 def test_one_holder_at_a_time_and_each_term_has_a_larger_token(app_redis: redis.Redis[bytes]) -> None:

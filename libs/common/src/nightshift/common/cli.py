@@ -20,9 +20,14 @@ def main() -> None:
 @main.command()
 def up() -> None:
     """Run the whole platform locally on embedded Redis and PostgreSQL (Ctrl-C stops it)."""
+    from nightshift.common.errors import ConfigurationError
     from nightshift.common.local.runner import run_local
 
-    sys.exit(run_local())
+    try:
+        code = run_local()
+    except ConfigurationError as error:
+        raise click.ClickException(str(error)) from None
+    sys.exit(code)
 
 
 @main.command()

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import importlib
 import logging
-import signal
-import threading
-from types import FrameType
 
 import dramatiq
 
@@ -16,6 +13,7 @@ from nightshift.common.health import HealthServer, readiness_check
 from nightshift.common.logs import configure_logging
 from nightshift.common.middleware.liveness import WorkerLiveness
 from nightshift.common.outbox import OutboxRelay
+from nightshift.common.processes import stop_on_signals
 from nightshift.common.service import ServiceSpec
 from nightshift.common.tracing import configure_tracing
 
@@ -49,13 +47,7 @@ def run_worker(spec: ServiceSpec, *, threads: int | None = None, health_port: in
     ).start()
     relay = OutboxRelay(runtime.engine(), broker)
 
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    stop = stop_on_signals()
 
     worker.start()
     relay.start()

