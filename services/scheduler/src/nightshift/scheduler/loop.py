@@ -18,7 +18,6 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-import dramatiq
 import redis
 from prometheus_client import CollectorRegistry
 from sqlalchemy.exc import SQLAlchemyError
@@ -37,7 +36,7 @@ from nightshift.scheduler.status import Heartbeat, describe
 
 logger = logging.getLogger(__name__)
 
-#: A fire's claim key outlives every window in which it could be fired again by this much.
+#: A fire's claim outlives every window in which it could be fired again by this much.
 CLAIM_KEEP_MARGIN = dt.timedelta(hours=1)
 
 #: How long the loop backs off after Redis or PostgreSQL failed.
@@ -59,9 +58,8 @@ class Scheduler:
 
     Parameters:
       schedules: The declared schedules, by name.
-      broker: Where messages are enqueued.
       lease: The leader lease (started by the caller).
-      claims: Fire claims in Redis.
+      claims: Fire claims in Redis; they enqueue the fires on the broker.
       session_factory: PostgreSQL.
       default_timezone: For schedules that do not name one.
       reload_interval: How often operators' changes are read.
@@ -73,7 +71,6 @@ class Scheduler:
         self,
         *,
         schedules: Mapping[str, Schedule],
-        broker: dramatiq.Broker,
         lease: LeaderLease,
         claims: FireClaims,
         session_factory: sessionmaker[Session],
@@ -83,7 +80,6 @@ class Scheduler:
         registry: CollectorRegistry | None = None,
     ) -> None:
         self.schedules = dict(schedules)
-        self.broker = broker
         self.lease = lease
         self.claims = claims
         self.session_factory = session_factory
@@ -263,25 +259,31 @@ class Scheduler:
         )
 
     def _enqueue(self, state: ScheduleState, scheduled_for: dt.datetime, token: int) -> store.Fired | None:
-        """Claim and enqueue one fire; None when it must be retried later."""
+        """Enqueue one fire, fenced by *token* (see :mod:`nightshift.scheduler.claims`).
+
+        Returns:
+          The fire (enqueued now or before, by any scheduler), or None when it must be
+          retried later: the lease is lost, or an older scheduler's claim holds it.
+        """
         schedule = state.schedule
         message_id = fire_message_id(schedule.name, scheduled_for)
         if self.lease.token() != token:
             return None
-        claim = self.claims.claim(message_id, f"{self.lease.owner}|{token}")
-        if claim is Claim.PENDING:
+        message = schedule.contract.message(
+            schedule.payload,
+            message_id=message_id,
+            options=fire_options(schedule.name, scheduled_for=scheduled_for.isoformat()),
+        )
+        keep = max(schedule.grace, schedule.catch_up_window, self.tolerance) + CLAIM_KEEP_MARGIN
+        outcome = self.claims.enqueue(message, lease=self.lease, token=token, keep=keep)
+        if outcome is Claim.FENCED:
+            # Paused or cut off past the lease: Redis refused the message. Another scheduler fires it.
+            logger.warning("Lease lost before %s's fire at %s: standing down.", schedule.name, scheduled_for)
+            self.lease.abandon()
             return None
-        if claim is Claim.GRANTED:
-            if self.lease.token() != token:
-                return None  # stalled past the lease since the check above: the claim lapses for the next one
-            message = schedule.contract.message(
-                schedule.payload,
-                message_id=message_id,
-                options=fire_options(schedule.name, scheduled_for=scheduled_for.isoformat()),
-            )
-            self.broker.enqueue(message)
-            keep = max(schedule.grace, schedule.catch_up_window, self.tolerance) + CLAIM_KEEP_MARGIN
-            self.claims.mark_enqueued(message_id, keep)
+        if outcome is Claim.PENDING:
+            return None
+        if outcome is Claim.ENQUEUED:
             self.metrics.fires.labels(schedule.name, "enqueued").inc()
         enqueued_at = _utcnow()
         self.metrics.lag.observe((enqueued_at - scheduled_for).total_seconds())
