@@ -36,6 +36,11 @@ def scheduled_messages(client: redis.Redis[bytes], queue: str) -> list[Scheduled
     return sorted(found, key=lambda m: (m.schedule, m.scheduled_for))
 
 
+def queue_length(client: redis.Redis[bytes], queue: str) -> int:
+    """How many message ids wait in *queue* (the broker's list, one entry per enqueue)."""
+    return int(client.llen(f"dramatiq:{queue}"))
+
+
 def by_schedule(messages: list[ScheduledMessage]) -> dict[str, list[ScheduledMessage]]:
     grouped: dict[str, list[ScheduledMessage]] = defaultdict(list)
     for message in messages:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from subprocess import Popen
@@ -28,9 +28,13 @@ TEST_SCHEDULER_ENV = {
 
 @contextmanager
 def scheduler_processes(
-    count: int, logs: Path, prefix: str = "scheduler"
+    count: int, logs: Path, prefix: str = "scheduler", env: Mapping[str, str] | None = None
 ) -> Iterator[dict[int, tuple[Popen[bytes], int]]]:
-    """Start *count* ``python -m nightshift.scheduler``; yield {pid: (process, health port)}; SIGTERM them on exit."""
+    """Start *count* ``python -m nightshift.scheduler``; yield {pid: (process, health port)}; SIGTERM them on exit.
+
+    Parameters:
+      env: Settings added to (or overriding) :data:`TEST_SCHEDULER_ENV`.
+    """
     with ExitStack() as stack:
         started = {}
         for index in range(count):
@@ -39,7 +43,7 @@ def scheduler_processes(
                 service_process(
                     ["-m", "nightshift.scheduler"],
                     logs / f"{prefix}-{index}.log",
-                    {**TEST_SCHEDULER_ENV, "SCHEDULER_HEALTH_PORT": str(port)},
+                    {**TEST_SCHEDULER_ENV, **(env or {}), "SCHEDULER_HEALTH_PORT": str(port)},
                 )
             )
             started[process.pid] = (process, port)

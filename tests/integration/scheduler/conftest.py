@@ -69,9 +69,8 @@ def start_scheduler(
         lease = LeaderLease(app_redis, ttl_ms=TEST_LEASE_TTL_MS, key=lease_key, fence=FENCE_KEY).start()
         scheduler = Scheduler(
             schedules={s.name: s for s in schedules},
-            broker=broker,
             lease=lease,
-            claims=FireClaims(app_redis, claim_ttl_ms=TEST_LEASE_TTL_MS),
+            claims=FireClaims(app_redis, broker),
             session_factory=session_factory or runtime.session_factory(),
             default_timezone="Europe/Paris",
             reload_interval=dt.timedelta(milliseconds=reload_ms),

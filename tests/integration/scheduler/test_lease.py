@@ -11,7 +11,6 @@ from sqlalchemy.orm import Session
 from nightshift.common.db.engine import make_session_factory, transaction
 from nightshift.common.processes import wait_for
 from nightshift.scheduler import store
-from nightshift.scheduler.claims import Claim, FireClaims, fire_message_id
 from nightshift.scheduler.lease import LeaderLease
 from tests.support.scheduler_schedules import SCHEDULES
 
@@ -53,20 +52,3 @@ def test_a_write_under_an_older_token_is_refused(clean_db: Engine) -> None:
         row = store.get(session, name)
     assert row.fencing_token == 7
     assert row.handled_through == now + dt.timedelta(seconds=5)
-
-
-def test_a_fire_is_claimed_once(app_redis: redis.Redis[bytes]) -> None:
-    claims = FireClaims(app_redis, claim_ttl_ms=200)
-    message_id = fire_message_id("ticks.catch_up", dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
-    assert message_id == fire_message_id(
-        "ticks.catch_up", dt.datetime(2026, 1, 1, 1, tzinfo=dt.timezone(dt.timedelta(hours=1)))
-    )
-
-    assert claims.claim(message_id, "a|1") is Claim.GRANTED
-    assert claims.claim(message_id, "a|1") is Claim.GRANTED  # its holder may retry
-    assert claims.claim(message_id, "b|2") is Claim.PENDING
-    # The holder died before enqueuing: the claim lapses and another scheduler fires it.
-    assert wait_for(lambda: claims.claim(message_id, "b|2") is Claim.GRANTED, timeout=5, what="the lapse")
-    claims.mark_enqueued(message_id, dt.timedelta(minutes=1))
-    assert claims.claim(message_id, "a|1") is Claim.DONE
-    assert claims.enqueued([message_id, "other"]) == {message_id}

@@ -109,6 +109,10 @@ class LeaderLease:
                 return self._token
             return None
 
+    def held_as(self, token: int) -> str:
+        """The lease key's value while this process holds the lease under *token*."""
+        return f"{self.owner}|{token}"
+
     def attempt(self) -> int | None:
         """Take or renew the lease once; return the token if held."""
         sent = time.monotonic()

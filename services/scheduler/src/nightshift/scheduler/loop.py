@@ -18,7 +18,6 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-import dramatiq
 import redis
 from prometheus_client import CollectorRegistry
 from sqlalchemy.exc import SQLAlchemyError
@@ -26,19 +25,18 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from nightshift.common.db.engine import transaction
 from nightshift.common.schedules import Schedule
-from nightshift.scheduler import store
+from nightshift.scheduler import persistence, store
 from nightshift.scheduler.claims import Claim, FireClaims, fire_message_id
 from nightshift.scheduler.control import fire_options
 from nightshift.scheduler.lease import LeaderLease
 from nightshift.scheduler.metrics import SchedulerMetrics
-from nightshift.scheduler.models import ScheduleRow
 from nightshift.scheduler.policies import overlaps, plan_fires
-from nightshift.scheduler.state import Decision, ScheduleState
-from nightshift.scheduler.times import FireTimes
+from nightshift.scheduler.state import Decision, ScheduleState, apply_row
+from nightshift.scheduler.status import Heartbeat, describe
 
 logger = logging.getLogger(__name__)
 
-#: A fire's claim key outlives every window in which it could be fired again by this much.
+#: A fire's claim outlives every window in which it could be fired again by this much.
 CLAIM_KEEP_MARGIN = dt.timedelta(hours=1)
 
 #: How long the loop backs off after Redis or PostgreSQL failed.
@@ -60,9 +58,8 @@ class Scheduler:
 
     Parameters:
       schedules: The declared schedules, by name.
-      broker: Where messages are enqueued.
       lease: The leader lease (started by the caller).
-      claims: Fire claims in Redis.
+      claims: Fire claims in Redis; they enqueue the fires on the broker.
       session_factory: PostgreSQL.
       default_timezone: For schedules that do not name one.
       reload_interval: How often operators' changes are read.
@@ -74,7 +71,6 @@ class Scheduler:
         self,
         *,
         schedules: Mapping[str, Schedule],
-        broker: dramatiq.Broker,
         lease: LeaderLease,
         claims: FireClaims,
         session_factory: sessionmaker[Session],
@@ -84,7 +80,6 @@ class Scheduler:
         registry: CollectorRegistry | None = None,
     ) -> None:
         self.schedules = dict(schedules)
-        self.broker = broker
         self.lease = lease
         self.claims = claims
         self.session_factory = session_factory
@@ -94,7 +89,7 @@ class Scheduler:
         self.registry = registry or CollectorRegistry()
         self.metrics = SchedulerMetrics(self.registry)
         self.states: dict[str, ScheduleState] = {}
-        self.last_tick = time.monotonic()
+        self.heartbeat = Heartbeat()
         self._token: int | None = None
         self._next_reload = 0.0
 
@@ -103,7 +98,7 @@ class Scheduler:
     def run(self, stop: threading.Event) -> None:
         """Loop until *stop* is set."""
         while not stop.is_set():
-            self.last_tick = time.monotonic()
+            self.heartbeat.beat()
             try:
                 self.tick()
             except (SQLAlchemyError, redis.RedisError) as error:
@@ -182,34 +177,7 @@ class Scheduler:
             if schedule is None:
                 self.states.pop(row.name, None)
                 continue
-            self._apply_row(schedule, row)
-
-    def _apply_row(self, schedule: Schedule, row: ScheduleRow) -> None:
-        state = self.states.get(row.name)
-        cron, timezone = row.effective_cron, row.timezone
-        if state is None or (state.cron, state.timezone) != (cron, timezone):
-            if state is not None:
-                logger.info("Schedule %s now fires on %r (%s).", row.name, cron, timezone)
-            state = ScheduleState(
-                schedule=schedule,
-                cron=cron,
-                timezone=timezone,
-                times=FireTimes(cron, timezone),
-                paused=row.paused,
-                handled_through=row.handled_through,
-                last_message_id=str(row.last_message_id) if row.last_message_id else None,
-                last_enqueued_at=row.last_enqueued_at,
-                next_fire=None,
-            )
-            self.states[row.name] = state
-        if state.paused != row.paused:
-            logger.info("Schedule %s %s.", row.name, "paused" if row.paused else "resumed")
-        state.paused = row.paused
-        if row.last_enqueued_at and (state.last_enqueued_at is None or row.last_enqueued_at > state.last_enqueued_at):
-            # Run by an operator: the overlap policy must see that run too.
-            state.last_message_id, state.last_enqueued_at = str(row.last_message_id), row.last_enqueued_at
-        state.handled_through = max(state.handled_through, row.handled_through)
-        state.next_fire = state.times.next_after(state.handled_through)
+            self.states[row.name] = apply_row(self.states.get(row.name), schedule, row)
 
     # --- firing ----------------------------------------------------------------
 
@@ -246,17 +214,20 @@ class Scheduler:
         return decision
 
     def _record(self, decisions: list[Decision], token: int) -> bool:
-        """Write every decision of a tick in one transaction; False when a newer token has written.
+        """Write every decision of a tick; False when a newer token has written (this one stands down).
 
         When PostgreSQL is down the decisions still hold in memory (the fire claims keep
         every fire single); the cursors are written with the next tick that succeeds.
         """
+        for decision in decisions:
+            name = decision.state.schedule.name
+            for kind, times in decision.skips():
+                self.metrics.fires.labels(name, kind).inc(len(times))
+                logger.warning("Schedule %s: %s %d fire(s) %s..%s.", name, kind, len(times), times[0], times[-1])
         fenced_out: str | None = None
+        by = f"scheduler {self.lease.owner} (token {token})"
         try:
-            with self.session_factory() as session:
-                fenced_out = self._write(session, decisions, token)
-                if fenced_out is None:
-                    session.commit()
+            fenced_out = persistence.record(self.session_factory, decisions, token=token, by=by)
         except SQLAlchemyError as error:
             logger.warning("Could not record %d schedule decisions: %s", len(decisions), error)
         if fenced_out is not None:
@@ -270,33 +241,6 @@ class Scheduler:
                 state.handled_through = max(state.handled_through, decision.handled_through)
             state.next_fire = state.times.next_after(state.handled_through)
         return True
-
-    def _write(self, session: Session, decisions: list[Decision], token: int) -> str | None:
-        """Add the decisions' events and cursors to *session*; the name of a fenced-out schedule, if any."""
-        by = f"scheduler {self.lease.owner} (token {token})"
-        for decision in decisions:
-            name = decision.state.schedule.name
-            if decision.skipped_before is not None:
-                detail = f"every fire up to {decision.skipped_before}"
-                store.record_event(session, name, "misfire_skipped", by=by, detail=detail)
-            for kind, times in (("misfire_skipped", decision.skipped), ("overlap_skipped", decision.overlapped)):
-                if times:
-                    self.metrics.fires.labels(name, kind).inc(len(times))
-                    logger.warning("Schedule %s: %s %d fire(s) %s..%s.", name, kind, len(times), times[0], times[-1])
-                    store.record_event(
-                        session,
-                        name,
-                        kind,
-                        by=by,
-                        detail=f"{len(times)} fire(s)",
-                        first_fire_at=times[0],
-                        last_fire_at=times[-1],
-                    )
-            if decision.handled_through is not None and not store.advance(
-                session, name, token=token, handled_through=decision.handled_through, fired=decision.fired
-            ):
-                return name
-        return None
 
     def _not_yet_enqueued(self, name: str, times: list[dt.datetime]) -> list[dt.datetime]:
         """*times* less the fires another scheduler enqueued before dying (they were not missed)."""
@@ -315,25 +259,31 @@ class Scheduler:
         )
 
     def _enqueue(self, state: ScheduleState, scheduled_for: dt.datetime, token: int) -> store.Fired | None:
-        """Claim and enqueue one fire; None when it must be retried later."""
+        """Enqueue one fire, fenced by *token* (see :mod:`nightshift.scheduler.claims`).
+
+        Returns:
+          The fire (enqueued now or before, by any scheduler), or None when it must be
+          retried later: the lease is lost, or an older scheduler's claim holds it.
+        """
         schedule = state.schedule
         message_id = fire_message_id(schedule.name, scheduled_for)
         if self.lease.token() != token:
             return None
-        claim = self.claims.claim(message_id, f"{self.lease.owner}|{token}")
-        if claim is Claim.PENDING:
+        message = schedule.contract.message(
+            schedule.payload,
+            message_id=message_id,
+            options=fire_options(schedule.name, scheduled_for=scheduled_for.isoformat()),
+        )
+        keep = max(schedule.grace, schedule.catch_up_window, self.tolerance) + CLAIM_KEEP_MARGIN
+        outcome = self.claims.enqueue(message, lease=self.lease, token=token, keep=keep)
+        if outcome is Claim.FENCED:
+            # Paused or cut off past the lease: Redis refused the message. Another scheduler fires it.
+            logger.warning("Lease lost before %s's fire at %s: standing down.", schedule.name, scheduled_for)
+            self.lease.abandon()
             return None
-        if claim is Claim.GRANTED:
-            if self.lease.token() != token:
-                return None  # stalled past the lease since the check above: the claim lapses for the next one
-            message = schedule.contract.message(
-                schedule.payload,
-                message_id=message_id,
-                options=fire_options(schedule.name, scheduled_for=scheduled_for.isoformat()),
-            )
-            self.broker.enqueue(message)
-            keep = max(schedule.grace, schedule.catch_up_window, self.tolerance) + CLAIM_KEEP_MARGIN
-            self.claims.mark_enqueued(message_id, keep)
+        if outcome is Claim.PENDING:
+            return None
+        if outcome is Claim.ENQUEUED:
             self.metrics.fires.labels(schedule.name, "enqueued").inc()
         enqueued_at = _utcnow()
         self.metrics.lag.observe((enqueued_at - scheduled_for).total_seconds())
@@ -343,32 +293,9 @@ class Scheduler:
     # --- health ------------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
-        """``/status``: role, lease holder, fencing token and the next fires."""
-        holder = None
-        try:
-            current = self.lease.holder()
-            holder = None if current is None else {"owner": current.owner, "token": current.token}
-        except redis.RedisError as error:
-            holder = {"error": str(error)}
-        return {
-            "role": "active" if self._token is not None else "standby",
-            "owner": self.lease.owner,
-            "fencing_token": self._token,
-            "lease": holder,
-            "schedules": [
-                {
-                    "name": name,
-                    "cron": state.cron,
-                    "timezone": state.timezone,
-                    "paused": state.paused,
-                    "next_fire": None if state.paused or state.next_fire is None else state.next_fire.isoformat(),
-                    "last_message_id": state.last_message_id,
-                }
-                for name, state in sorted(dict(self.states).items())  # the loop may be changing it
-            ],
-        }
+        """``/status``: see :func:`nightshift.scheduler.status.describe`."""
+        return describe(self.lease, self._token, self.states)
 
-    def liveness(self, max_silence_s: float = 10.0) -> tuple[bool, dict[str, Any]]:
-        """Live while the loop has ticked within *max_silence_s*."""
-        silence = time.monotonic() - self.last_tick
-        return silence <= max_silence_s, {"last_tick_s_ago": round(silence, 3)}
+    def liveness(self) -> tuple[bool, dict[str, Any]]:
+        """``/livez``: live while the loop has ticked recently."""
+        return self.heartbeat.liveness()

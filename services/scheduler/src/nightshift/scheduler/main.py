@@ -41,9 +41,8 @@ def run(spec: ServiceSpec) -> int:
     lease = LeaderLease(client, ttl_ms=options.lease_ttl_ms)
     scheduler = Scheduler(
         schedules=schedules,
-        broker=broker,
         lease=lease,
-        claims=FireClaims(client, claim_ttl_ms=options.lease_ttl_ms),
+        claims=FireClaims(client, broker),
         session_factory=runtime.session_factory(),
         default_timezone=settings.timezone,
         reload_interval=dt.timedelta(milliseconds=options.reload_interval_ms),
