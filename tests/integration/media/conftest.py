@@ -22,8 +22,9 @@ from nightshift.media import actors
 from nightshift.media.models import Media
 from tests.integration.storage.s3server import moto_server, new_bucket
 
-#: The byte limit of the tests: small, so an oversized upload is cheap to make.
-TEST_MAX_BYTES = 1_000_000
+#: The byte limit of the tests: small, so an oversized upload is cheap to make, and above
+#: the PNG metadata chunk limit, so an oversized chunk is refused for itself.
+TEST_MAX_BYTES = 2_000_000
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,7 @@ from nightshift.common.contracts.media import PROCESS_MEDIA_UPLOAD
 from nightshift.common.db.models import OutboxEvent, TaskAudit
 from nightshift.common.dead_letters import list_dead_letters
 from nightshift.common.redis_broker import NightshiftRedisBroker
+from nightshift.media.images import PNG_MAX_METADATA_CHUNK
 from nightshift.media.models import FAILED, PROCESSED
 from tests.integration.media.conftest import TEST_MAX_BYTES, Uploads, wait_for_jobs
 from tests.unit.media.images import (
@@ -25,6 +26,7 @@ from tests.unit.media.images import (
     jpeg_with_metadata,
     open_output,
     png_bomb,
+    png_with_icc_chunk,
 )
 
 pytestmark = pytest.mark.integration
@@ -137,3 +139,50 @@ def test_bad_uploads_fail_once_with_a_reason_and_the_worker_goes_on(
     dead = list_dead_letters(broker, PROCESS_MEDIA_UPLOAD.queue_name)
     assert sorted(letter.reason.split(":")[0] for letter in dead) == sorted(bad)
     assert {letter.error_type for letter in dead} == {"MediaRejected"}
+
+
+def test_a_large_jpeg_is_recorded_with_its_original_dimensions(
+    uploads: Uploads, broker: NightshiftRedisBroker, media_worker: object, clean_db: Engine
+) -> None:
+    # 4000x3000: decoded at half scale (2000x1500), recorded at full size, upright.
+    upright = uploads.add(encode(halves(4000, 3000), "JPEG", quality=90))
+    sideways = uploads.add(jpeg_with_metadata(4000, 3000, orientation=6))
+    jobs = wait_for_jobs(broker, clean_db, [uploads.publish(upright), uploads.publish(sideways)])
+    assert {record.status for record in jobs.values()} == {"done"}
+
+    expected = {
+        upright: ((4000, 3000), {"large": (1080, 810), "small": (480, 360), "thumb": (150, 150)}),
+        sideways: ((3000, 4000), {"large": (1080, 1440), "small": (480, 640), "thumb": (150, 150)}),
+    }
+    for media_id, (size, variant_sizes) in expected.items():
+        media = uploads.row(media_id)
+        assert media is not None
+        assert (media.status, (media.width, media.height)) == (PROCESSED, size)
+        for name, entry in media.variants.items():
+            assert (entry["width"], entry["height"]) == variant_sizes[name]
+            for kind in ("webp", "jpeg"):
+                assert open_output(uploads.storage.get(entry[kind]["key"])).size == variant_sizes[name]
+    assert sorted((p["media_id"], p["width"], p["height"]) for p in _outbox(clean_db, "media.processed")) == [
+        (upright, 4000, 3000),
+        (sideways, 3000, 4000),
+    ]
+
+
+def test_a_png_with_an_oversized_metadata_chunk_fails_before_it_is_decoded(
+    uploads: Uploads, broker: NightshiftRedisBroker, media_worker: object, clean_db: Engine
+) -> None:
+    data = png_with_icc_chunk(PNG_MAX_METADATA_CHUNK + 150_000)
+    assert len(data) <= TEST_MAX_BYTES  # the file itself is allowed: the chunk is refused
+    media_id = uploads.add(data, name="huge-profile.png")
+    message_id = uploads.publish(media_id)
+    record = wait_for_jobs(broker, clean_db, [message_id])[message_id]
+
+    media = uploads.row(media_id)
+    assert media is not None
+    assert (media.status, media.failure_code, media.variants) == (FAILED, "too_large", {})
+    assert (media.failure_reason or "").startswith("PNG iCCP chunk of ")
+    assert (media.failure_reason or "").endswith("for metadata (checked before decoding)")
+    assert (record.status, record.attempts) == ("dead", 1)
+    assert _outbox(clean_db, "media.failed") == [{"media_id": media_id, "reason": "too_large"}]
+    [letter] = list_dead_letters(broker, PROCESS_MEDIA_UPLOAD.queue_name)
+    assert (letter.error_type, letter.reason.split(":")[0]) == ("MediaRejected", "too_large")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 
-from nightshift.common.records import JobEvent, merge
+from nightshift.common.records import PRIOR_ATTEMPTS, JobEvent, attempt_number, merge
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
@@ -38,3 +38,26 @@ def test_merge_is_order_independent() -> None:
     assert result.trigger == "event:user.registered"
     assert result.args == {"user_id": 1}
     assert result.error == "TransientError: 503"
+
+
+def test_a_status_only_moves_forward_in_a_merge() -> None:
+    done = _event("done", 2, attempts=1, finished_at=T0 + dt.timedelta(seconds=2))
+    late_queued = _event("queued", 3, enqueued_at=T0 + dt.timedelta(seconds=3), args={"user_id": 1})
+    for merged in (merge(done, late_queued), merge(late_queued, done)):
+        assert (merged.status, merged.attempts) == ("done", 1)
+        assert merged.finished_at == T0 + dt.timedelta(seconds=2)
+        assert merged.enqueued_at == T0 + dt.timedelta(seconds=3)
+        assert merged.args == {"user_id": 1}
+        assert merged.at == T0 + dt.timedelta(seconds=3)
+
+    retrying = _event("retrying", 4, attempts=1, error="TransientError: 503")
+    next_attempt = _event("running", 3, attempts=2)
+    assert merge(retrying, next_attempt).status == merge(next_attempt, retrying).status == "running"
+    assert merge(retrying, next_attempt).error == "TransientError: 503"
+
+
+def test_attempt_numbers_continue_after_a_replay() -> None:
+    assert attempt_number({}) == 1
+    assert attempt_number({"retries": 2}) == 3
+    assert attempt_number({PRIOR_ATTEMPTS: 4}) == 5
+    assert attempt_number({PRIOR_ATTEMPTS: 4, "retries": 1}) == 6

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import struct
 import zlib
 
@@ -46,17 +47,30 @@ def jpeg_with_metadata(width: int, height: int, *, orientation: int = 6) -> byte
     )
 
 
+def png_chunk(kind: bytes, body: bytes) -> bytes:
+    """One PNG chunk: length, type, data and CRC."""
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def png_with_icc_chunk(profile_bytes: int) -> bytes:
+    """An 800x600 PNG whose ``iCCP`` chunk holds *profile_bytes* of zlib-compressed noise.
+
+    The noise does not compress, so the chunk is about *profile_bytes* long and would
+    inflate to as much; it sits after ``IHDR``, where the PNG format puts it.
+    """
+    png = encode(halves(800, 600), "PNG")
+    header_end = 8 + 12 + 13  # signature, then the IHDR chunk
+    profile = zlib.compress(os.urandom(profile_bytes), 1)
+    return png[:header_end] + png_chunk(b"iCCP", b"huge\x00\x00" + profile) + png[header_end:]
+
+
 def png_bomb(width: int = 20_000, height: int = 20_000) -> bytes:
     """A valid 1-bit PNG of *width* x *height* black pixels that compresses to tens of kilobytes."""
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
     row = b"\x00" * (1 + (width + 7) // 8)  # filter byte, then packed bits
     compressor = zlib.compressobj(9)
     idat = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
     header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+    return b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", idat) + png_chunk(b"IEND", b"")
 
 
 def animated_gif() -> bytes:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
+
 import pytest
 from PIL import Image, ImageCms
 
 from nightshift.media.errors import MediaRejected
-from nightshift.media.images import VARIANTS, detect_type, render_variants, target_size
+from nightshift.media.images import PNG_MAX_METADATA_CHUNK, VARIANTS, detect_type, render_variants, target_size
 from tests.unit.media.images import (
     BLUE,
     RED,
@@ -18,6 +20,7 @@ from tests.unit.media.images import (
     jpeg_with_metadata,
     open_output,
     png_bomb,
+    png_with_icc_chunk,
 )
 
 MAX_PIXELS = 50_000_000
@@ -132,3 +135,44 @@ def test_the_bomb_is_small_and_refused_from_its_header() -> None:
     # Below Pillow's own guard, the header check alone refuses it (with its dimensions).
     with pytest.raises(MediaRejected, match=r"too_many_pixels: 9000x9000: 81.0 MP, over the 50.0 MP"):
         render_variants(png_bomb(9000, 9000), max_pixels=MAX_PIXELS)
+
+
+def test_a_jpeg_decoded_at_reduced_scale_reports_the_original_dimensions() -> None:
+    upright = encode(halves(4000, 3000), "JPEG", quality=90)
+    sideways = jpeg_with_metadata(4000, 3000, orientation=6)
+    # Large enough for the reduced-scale decode: libjpeg hands over 2000x1500 pixels.
+    probe = Image.open(io.BytesIO(upright))
+    probe.draft("RGB", (VARIANTS[0].width, 810))
+    assert probe.size == (2000, 1500)
+
+    cases = [
+        (upright, (4000, 3000), {"large": (1080, 810), "small": (480, 360), "thumb": (150, 150)}),
+        (sideways, (3000, 4000), {"large": (1080, 1440), "small": (480, 640), "thumb": (150, 150)}),
+    ]
+    for data, size, variant_sizes in cases:
+        rendering = render_variants(data, max_pixels=MAX_PIXELS)
+        assert (rendering.width, rendering.height) == size
+        assert {v.name: (v.width, v.height) for v in rendering.variants} == variant_sizes
+        for variant in rendering.variants:
+            assert open_output(variant.data).size == variant_sizes[variant.name]
+    large = open_output(next(v.data for v in rendering.variants if v.name == "large" and v.format == "jpeg"))
+    assert close_to(large.getpixel((540, 5)), RED)  # turned a quarter clockwise: red on top
+    assert close_to(large.getpixel((540, 1430)), BLUE)
+
+
+def test_an_oversized_png_metadata_chunk_is_refused_before_it_is_read() -> None:
+    with pytest.raises(MediaRejected) as refused:
+        render_variants(png_with_icc_chunk(20 * 1024 * 1024), max_pixels=MAX_PIXELS)
+    assert refused.value.code == "too_large"
+    # Refused from the length field: Pillow, which would have said "corrupt", never saw it.
+    assert refused.value.detail.startswith("PNG iCCP chunk of 2097")
+    assert refused.value.detail.endswith(
+        f"bytes, over the {PNG_MAX_METADATA_CHUNK} byte limit for metadata (checked before decoding)"
+    )
+
+
+def test_png_metadata_chunks_within_the_limit_are_read() -> None:
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    for data in (encode(halves(800, 600), "PNG", icc_profile=srgb), png_with_icc_chunk(200_000)):
+        rendering = render_variants(data, max_pixels=MAX_PIXELS)  # an unusable profile is ignored
+        assert (rendering.source_type, rendering.width, rendering.height) == ("png", 800, 600)

@@ -15,6 +15,8 @@ from typing import Any
 from dramatiq import Message
 from dramatiq.brokers.redis import RedisBroker
 
+from nightshift.common.records import PRIOR_ATTEMPTS, attempt_number
+
 #: How many characters of an exception message are kept as the reason.
 REASON_MAX_CHARS = 1000
 
@@ -70,6 +72,9 @@ def list_dead_letters(broker: RedisBroker, queue_name: str, *, limit: int = 100)
 def replay_dead_letter(broker: RedisBroker, queue_name: str, redis_message_id: str) -> bool:
     """Move one dead letter back to its queue with its retry count reset.
 
+    Its attempts so far are kept apart (:data:`~nightshift.common.records.PRIOR_ATTEMPTS`),
+    so its job record, final at "dead", moves on again when it runs.
+
     Returns:
       False when there is no such dead letter (or its body is undecodable).
     """
@@ -82,6 +87,7 @@ def replay_dead_letter(broker: RedisBroker, queue_name: str, redis_message_id: s
     except Exception:
         return False
     options = {k: v for k, v in message.options.items() if k not in {"retries", "traceback", "redis_message_id"}}
+    options[PRIOR_ATTEMPTS] = attempt_number(message.options)  # its record counts on from there
     broker.enqueue(Message(**{**message.asdict(), "options": options}))
     _forget(broker, queue_name, redis_message_id)
     return True

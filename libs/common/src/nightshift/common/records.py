@@ -1,11 +1,16 @@
 """Job records and the audit trail, buffered off the hot path and written in batches.
 
 Middleware hooks only append to an in-memory buffer; a background thread writes
-each batch with one ``INSERT … SELECT FROM unnest(…)`` per table. Several
-events about one message in a batch are merged first (an upsert cannot touch a
-row twice). The buffer is flushed on interpreter exit and on worker shutdown,
-so a clean stop loses nothing; while PostgreSQL is down batches are kept (up to
-``max_buffered``) and written when it returns.
+each batch with one ``INSERT … SELECT FROM json_to_recordset(…)`` per table.
+Several events about one message in a batch are merged first (an upsert cannot
+touch a row twice). The buffer is flushed on interpreter exit and on worker
+shutdown, so a clean stop loses nothing; while PostgreSQL is down batches are
+kept (up to ``max_buffered``) and written when it returns.
+
+A publisher and workers write about the same messages concurrently, so events
+reach the database in any order: a record's status only moves forward (see
+:func:`progress`), and each batch locks its rows in message id order, so two
+writers cannot deadlock.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import json
 import logging
 import threading
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -58,15 +64,47 @@ class AuditEntry:
     error: str | None = None
 
 
+#: Where each status stands within one attempt: queued, then running, then how the
+#: attempt ended. ``dead`` is last because a message failed by a middleware after it
+#: was done or skipped is dead-lettered (the nack comes after the outcome).
+STATUS_RANK = {"queued": 0, "running": 1, "retrying": 2, "done": 3, "skipped": 4, "dead": 5}
+
+#: Message option: the attempts made before the message was replayed from the dead
+#: letters, so a replay's attempts continue the count and its record moves on again.
+PRIOR_ATTEMPTS = "prior_attempts"
+
+
+def attempt_number(options: Mapping[str, Any]) -> int:
+    """Which attempt a message with *options* is on (1 for its first run).
+
+    Dramatiq counts retries in the ``retries`` option; a replayed dead letter adds
+    the attempts of its earlier life (:data:`PRIOR_ATTEMPTS`).
+    """
+    return int(options.get(PRIOR_ATTEMPTS, 0)) + int(options.get("retries", 0)) + 1
+
+
+def progress(event: JobEvent) -> tuple[int, int, dt.datetime]:
+    """How far along its job *event* is: by attempt, then status, then time.
+
+    A record keeps the status of the furthest event, so a late "queued" (attempt 0)
+    or a late "running" of an attempt that has since ended changes nothing, while the
+    next attempt's "running" moves a "retrying" record on. done, skipped and dead are
+    final: only a later attempt (a redelivery that ran again, a replay) passes them.
+    """
+    return event.attempts, STATUS_RANK.get(event.status, -1), event.at
+
+
 def merge(old: JobEvent, new: JobEvent) -> JobEvent:
     """Combine two events about one message the way the upsert does, whatever their order.
 
-    Status comes from the newer event; the first enqueue is the earliest one, the
-    start and finish the latest ones; an error is kept until a newer one replaces it.
+    Status comes from the event furthest along (:func:`progress`); the first enqueue
+    is the earliest one, the start and finish the latest ones; an error is kept until
+    one further along replaces it.
     """
-    first, last = (old, new) if new.at >= old.at else (new, old)
+    first, last = (old, new) if progress(new) >= progress(old) else (new, old)
     return replace(
         last,
+        at=max(old.at, new.at),
         attempts=max(old.attempts, new.attempts),
         args=last.args or first.args,
         trigger=first.trigger or last.trigger,
@@ -85,30 +123,48 @@ def _latest(a: dt.datetime | None, b: dt.datetime | None) -> dt.datetime | None:
     return max((t for t in (a, b) if t is not None), default=None)
 
 
+def _rank_sql(status: str) -> str:
+    """:data:`STATUS_RANK` of the *status* column, in SQL."""
+    whens = " ".join(f"WHEN '{name}' THEN {rank}" for name, rank in STATUS_RANK.items())
+    return f"CASE {status} {whens} ELSE -1 END"
+
+
+#: Whether the incoming row is at least as far along as the stored one: :func:`progress`
+#: in SQL. The stored attempts are those of its furthest event (attempts come first in
+#: the order, so the furthest event has the most) and its time is the latest seen, as
+#: :func:`merge` keeps them.
+_AHEAD = (
+    f"(EXCLUDED.attempts, {_rank_sql('EXCLUDED.status')}, EXCLUDED.updated_at)"
+    f" >= (j.attempts, {_rank_sql('j.status')}, j.updated_at)"
+)
+
 #: Each batch travels as one JSON document per table: ``json.dumps`` runs in C, where
 #: adapting a dozen Python lists to PostgreSQL arrays costs about three times as much
 #: CPU, on the worker's GIL (measured in bench/throughput.py: 11 instead of 35 µs a row).
-_UPSERT_JOBS = """
+#: Rows are inserted, so locked, in message id order: two writers whose batches share
+#: messages wait for each other instead of deadlocking.
+_UPSERT_JOBS = f"""
 INSERT INTO job_records AS j (message_id, actor, queue, status, attempts, args, trigger,
                               enqueued_at, started_at, finished_at, updated_at, last_error)
-SELECT message_id, actor, queue, status, attempts, COALESCE(args, '{}'::jsonb), trigger,
+SELECT message_id, actor, queue, status, attempts, COALESCE(args, '{{}}'::jsonb), trigger,
        enqueued_at, started_at, finished_at, at, error
 FROM json_to_recordset(%s::json) AS x(message_id uuid, actor text, queue text, status text, at timestamptz,
      attempts int, args jsonb, trigger text, enqueued_at timestamptz, started_at timestamptz,
      finished_at timestamptz, error text)
+ORDER BY message_id
 ON CONFLICT (message_id) DO UPDATE SET
-    status = CASE WHEN EXCLUDED.updated_at >= j.updated_at THEN EXCLUDED.status ELSE j.status END,
+    status = CASE WHEN {_AHEAD} THEN EXCLUDED.status ELSE j.status END,
     attempts = GREATEST(j.attempts, EXCLUDED.attempts),
-    args = CASE WHEN j.args = '{}'::jsonb THEN EXCLUDED.args ELSE j.args END,
+    args = CASE WHEN j.args = '{{}}'::jsonb THEN EXCLUDED.args ELSE j.args END,
     trigger = COALESCE(j.trigger, EXCLUDED.trigger),
     enqueued_at = LEAST(j.enqueued_at, EXCLUDED.enqueued_at),
     started_at = GREATEST(j.started_at, EXCLUDED.started_at),
     finished_at = GREATEST(j.finished_at, EXCLUDED.finished_at),
-    last_error = CASE WHEN EXCLUDED.updated_at >= j.updated_at
+    last_error = CASE WHEN {_AHEAD}
                       THEN COALESCE(EXCLUDED.last_error, j.last_error)
                       ELSE COALESCE(j.last_error, EXCLUDED.last_error) END,
     updated_at = GREATEST(j.updated_at, EXCLUDED.updated_at)
-"""
+"""  # noqa: S608 - built from constants only; the rows are one bound parameter
 
 _INSERT_AUDIT = """
 INSERT INTO task_audit (message_id, actor, queue, trigger, attempt, outcome,

@@ -1,13 +1,15 @@
 """Turning an uploaded image into its variants, quickly and safely, with Pillow.
 
 Safety: the type comes from the bytes, the pixel count is checked from the
-header before anything is decoded, and every decoder error becomes a
+header and a PNG's metadata chunks from their length fields before anything is
+decoded or inflated, and every decoder error becomes a
 :class:`~nightshift.media.errors.MediaRejected`. Speed: a JPEG is decoded
 straight at the smallest scale the largest variant needs (libjpeg's DCT
-scaling through ``Image.draft``), and each smaller variant is resized from the
-previous one rather than from the original. No metadata (EXIF, GPS, XMP, ICC,
-comments) reaches any output: the orientation is applied to the pixels, colours
-are converted to sRGB, and the rest is dropped.
+scaling through ``Image.draft``; the dimensions reported stay the original's),
+and each smaller variant is resized from the previous one rather than from the
+original. No metadata (EXIF, GPS, XMP, ICC, comments) reaches any output: the
+orientation is applied to the pixels, colours are converted to sRGB, and the
+rest is dropped.
 """
 
 from __future__ import annotations
@@ -15,11 +17,12 @@ from __future__ import annotations
 import io
 import math
 import re
+import struct
 import warnings
 from dataclasses import dataclass
 from typing import Literal
 
-from PIL import Image, ImageCms
+from PIL import Image, ImageCms, PngImagePlugin
 
 from nightshift.media.errors import MediaRejected
 
@@ -43,8 +46,20 @@ TRANSPOSITIONS = {
     8: Image.Transpose.ROTATE_90,
 }
 
+#: EXIF orientations whose transposition swaps width and height.
+SWAPPING_ORIENTATIONS = frozenset({5, 6, 7, 8})
+
 #: Errors Pillow raises on corrupt, truncated or hostile files.
 DECODER_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, Image.DecompressionBombError)
+
+#: PNG chunks of pixel data, which Pillow streams to the decoder.
+PNG_PIXEL_CHUNKS = frozenset({b"IDAT", b"fdAT"})
+
+#: Largest other PNG chunk (ICC profile, text, EXIF, unknown). Pillow reads each of them
+#: whole, copying it three times before inflating it, and refuses to inflate beyond this
+#: (``PngImagePlugin.MAX_TEXT_CHUNK``) anyway: a bigger chunk is refused from its length
+#: field instead, so a 20 MiB ICC profile costs no memory (it cost 60 MB before failing).
+PNG_MAX_METADATA_CHUNK = PngImagePlugin.MAX_TEXT_CHUNK
 
 #: Sources larger than this are resized with bicubic rather than Lanczos (see :func:`_resize`).
 LANCZOS_MAX_PIXELS = 1_500_000
@@ -152,10 +167,10 @@ def render_variants(data: bytes, *, max_pixels: int, quality: Quality | None = N
       quality: Encoder settings.
 
     Returns:
-      The source type, its upright dimensions and the encoded variants.
+      The source type, the original's upright dimensions and the encoded variants.
 
     Raises:
-      MediaRejected: ``unsupported_type``, ``too_many_pixels`` or ``corrupt``.
+      MediaRejected: ``unsupported_type``, ``too_large``, ``too_many_pixels`` or ``corrupt``.
     """
     quality = quality or Quality()
     source_type, upright, resized = resize_variants(data, max_pixels=max_pixels)
@@ -167,19 +182,44 @@ def resize_variants(data: bytes, *, max_pixels: int) -> tuple[str, tuple[int, in
     """Validate and decode *data* and resize it to every variant, without encoding.
 
     Returns:
-      The source type, the upright size, and each variant's name and pixels (no metadata).
+      The source type, the original's upright size (a JPEG decoded at a reduced scale
+      still reports its full size; EXIF orientation 5-8 swaps width and height), and
+      each variant's name and pixels (no metadata).
 
     Raises:
-      MediaRejected: ``unsupported_type``, ``too_many_pixels`` or ``corrupt``.
+      MediaRejected: ``unsupported_type``, ``too_large``, ``too_many_pixels`` or ``corrupt``.
     """
     source_type = detect_type(data)
-    upright = _decode_upright(_open(data, source_type, max_pixels), source_type)
+    if source_type == "png":
+        _refuse_large_png_metadata(data)
+    upright, size = _decode_upright(_open(data, source_type, max_pixels), source_type)
     resized = []
     source = upright
     for spec in VARIANTS:
-        source = _resize(source, target_size(upright.width, upright.height, spec), spec.square)
+        source = _resize(source, target_size(*size, spec), spec.square)
         resized.append((spec.name, source))
-    return source_type, upright.size, resized
+    return source_type, size, resized
+
+
+def _refuse_large_png_metadata(data: bytes) -> None:
+    """Walk the PNG's chunk lengths and refuse a non-pixel chunk too big to read whole.
+
+    Raises:
+      MediaRejected: ``too_large``, naming the chunk, before any of it is read or inflated.
+    """
+    offset = 8  # after the signature
+    while offset + 8 <= len(data):
+        length, kind = struct.unpack_from(">I4s", data, offset)
+        if kind not in PNG_PIXEL_CHUNKS and length > PNG_MAX_METADATA_CHUNK:
+            name = kind.decode("ascii", "backslashreplace")
+            raise MediaRejected(
+                "too_large",
+                f"PNG {name} chunk of {length} bytes, over the {PNG_MAX_METADATA_CHUNK} byte limit "
+                "for metadata (checked before decoding)",
+            )
+        if kind == b"IEND":
+            return
+        offset += 12 + length  # length, type, data, CRC
 
 
 def _open(data: bytes, source_type: str, max_pixels: int) -> Image.Image:
@@ -205,13 +245,21 @@ def _pixel_message(pixels: int, max_pixels: int) -> str:
     return f"{pixels / 1e6:.1f} MP, over the {max_pixels / 1e6:.1f} MP limit (checked before decoding)"
 
 
-def _decode_upright(image: Image.Image, source_type: str) -> Image.Image:
-    """Decode (a JPEG at the smallest DCT scale that suffices) and apply orientation and sRGB."""
+def _decode_upright(image: Image.Image, source_type: str) -> tuple[Image.Image, tuple[int, int]]:
+    """Decode (a JPEG at the smallest DCT scale that suffices) and apply orientation and sRGB.
+
+    Returns:
+      The upright pixels, and the original's upright size (which the pixels of a
+      reduced-scale decode are smaller than).
+    """
     try:
         orientation = int(image.getexif().get(ORIENTATION_TAG, 1)) if source_type != "gif" else 1
         transposition = TRANSPOSITIONS.get(orientation)
+        width, height = image.size  # the header's: draft() below changes image.size
+        swapped = orientation in SWAPPING_ORIENTATIONS
+        size = (height, width) if swapped else (width, height)
         if source_type == "jpeg":
-            image.draft("RGB", _draft_size(image.size, transposed=orientation >= 5))
+            image.draft("RGB", _draft_size(image.size, transposed=swapped))
         image.load()
         icc_profile = image.info.get("icc_profile")
         image = _normalise_mode(image)
@@ -222,7 +270,7 @@ def _decode_upright(image: Image.Image, source_type: str) -> Image.Image:
     if transposition is not None:
         image = image.transpose(transposition)
     image.info = {}  # EXIF, XMP, ICC and comments stop here
-    return image
+    return image, size
 
 
 def _draft_size(size: tuple[int, int], *, transposed: bool) -> tuple[int, int]:

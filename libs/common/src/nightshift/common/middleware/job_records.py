@@ -12,7 +12,7 @@ from dramatiq.broker import MessageProxy
 from dramatiq.common import q_name
 from dramatiq.middleware import Middleware
 
-from nightshift.common.records import AuditEntry, JobEvent, RecordWriter
+from nightshift.common.records import AuditEntry, JobEvent, RecordWriter, attempt_number
 
 #: How many characters of an error are kept on the record.
 ERROR_MAX_CHARS = 2000
@@ -46,6 +46,10 @@ class JobRecords(Middleware):
     Must come before :class:`ScheduledRetries` in the stack: after-hooks run in
     reverse order, so this one then sees whether the message was failed.
 
+    Every event carries its attempt number, which orders it in the record
+    (:func:`~nightshift.common.records.progress`): a "queued" carries the attempts
+    made before it (0, or those of a replayed dead letter's earlier life).
+
     Parameters:
       writer: The buffered writer the records go to.
     """
@@ -53,16 +57,19 @@ class JobRecords(Middleware):
     def __init__(self, *, writer: RecordWriter) -> None:
         self.writer = writer
         self._started: dict[str, tuple[float, dt.datetime, int]] = {}
+        #: Attempt numbers of failed messages, until their nack.
+        self._failed: dict[str, int] = {}
         self._lock = threading.Lock()
 
     def after_enqueue(self, broker: dramatiq.Broker, message: dramatiq.Message[Any], delay: int | None) -> None:
         if message.options.get("retries"):
             return  # a retry being scheduled: after_process_message already said "retrying"
         now = _now()
-        self.writer.job(_event(message, "queued", now, args=dict(message.kwargs), enqueued_at=now))
+        made = attempt_number(message.options) - 1
+        self.writer.job(_event(message, "queued", now, attempts=made, args=dict(message.kwargs), enqueued_at=now))
 
     def before_process_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
-        attempt = int(message.options.get("retries", 0)) + 1
+        attempt = attempt_number(message.options)
         now = _now()
         with self._lock:
             self._started[message.message_id] = (time.perf_counter(), now, attempt)
@@ -84,14 +91,21 @@ class JobRecords(Middleware):
 
     def after_nack(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
         # Every dead message passes here; for an unknown actor it is the only record.
+        with self._lock:
+            attempt = self._failed.pop(message.message_id, None)
+        if attempt is None:  # never processed here: the attempts made before this one
+            attempt = attempt_number(message.options) - 1
         now = _now()
-        self.writer.job(_event(message, "dead", now, finished_at=now, error=describe_error(message._exception)))
+        error = describe_error(message._exception)
+        self.writer.job(_event(message, "dead", now, attempts=attempt, finished_at=now, error=error))
 
     def _finish(self, message: MessageProxy, status: str, error: str | None) -> None:
+        now = _now()
         with self._lock:
             started = self._started.pop(message.message_id, None)
-        now = _now()
-        began, started_at, attempt = started if started else (time.perf_counter(), now, 1)
+            began, started_at, attempt = started or (time.perf_counter(), now, attempt_number(message.options))
+            if message.failed:
+                self._failed[message.message_id] = attempt
         duration_ms = (time.perf_counter() - began) * 1000
         queue = q_name(message.queue_name)
         trigger = message.options.get("trigger")
