@@ -22,11 +22,11 @@ import pytest
 import redis
 from sqlalchemy import Engine
 
+from nightshift.common.processes import wait_for
 from nightshift.common.settings import CommonSettings
 from tests.support.scheduled_messages import by_schedule, queue_length, scheduled_messages
 from tests.support.scheduler_processes import lease_holder_pid, scheduler_processes, status
 from tests.support.scheduler_schedules import TICK
-from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 

@@ -20,9 +20,9 @@ from nightshift.common.db.engine import make_engine
 from nightshift.common.db.models import JobRecord, TaskAudit
 from nightshift.common.dead_letters import list_dead_letters, replay_dead_letter
 from nightshift.common.errors import NotFound
+from nightshift.common.processes import wait_for
 from nightshift.common.records import JobEvent, RecordWriter
 from nightshift.common.redis_broker import NightshiftRedisBroker
-from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 

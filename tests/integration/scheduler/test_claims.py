@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from nightshift.common import runtime
 from nightshift.common.db.models import JobRecord
+from nightshift.common.processes import wait_for
 from nightshift.common.redis_broker import NightshiftRedisBroker
 from nightshift.common.schedules import Schedule
 from nightshift.scheduler.claims import CLAIM_PREFIX, ENQUEUED, Claim, FireClaims, fire_message_id
@@ -21,7 +22,6 @@ from nightshift.scheduler.lease import LeaderLease
 from nightshift.scheduler.loop import Scheduler
 from tests.support.scheduled_messages import queue_length, scheduled_messages
 from tests.support.scheduler_schedules import EVERY_SECOND, TICK
-from tests.support.waiting import wait_for
 
 QUEUE = TICK.queue_name
 
