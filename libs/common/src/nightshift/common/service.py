@@ -25,6 +25,8 @@ class ServiceSpec:
     Parameters:
       name: Short name, also the queue prefix (``users``).
       lanes: The lanes it consumes; one queue each.
+      settings: ``module:Class`` of its settings, loaded when its worker starts, so that a
+        missing or malformed variable stops the worker at once, naming the variable.
       actors_module: Imported by the worker to declare the actors.
       schedules_module: Where its periodic jobs are declared, if any.
       migrations_dir: Alembic versions of its own tables, if any.
@@ -39,6 +41,7 @@ class ServiceSpec:
 
     name: str
     lanes: tuple[Lane, ...]
+    settings: str | None = None
     actors_module: str | None = None
     schedules_module: str | None = None
     migrations_dir: Path | None = None

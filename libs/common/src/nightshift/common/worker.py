@@ -7,6 +7,7 @@ import logging
 import signal
 import threading
 from types import FrameType
+from typing import Any
 
 import dramatiq
 
@@ -16,7 +17,7 @@ from nightshift.common.health import HealthServer, readiness_check
 from nightshift.common.logs import configure_logging
 from nightshift.common.middleware.liveness import WorkerLiveness
 from nightshift.common.outbox import OutboxRelay
-from nightshift.common.service import ServiceSpec
+from nightshift.common.service import ServiceSpec, load_object
 from nightshift.common.tracing import configure_tracing
 
 logger = logging.getLogger(__name__)
@@ -25,11 +26,15 @@ logger = logging.getLogger(__name__)
 def run_worker(spec: ServiceSpec, *, threads: int | None = None, health_port: int | None = None) -> int:
     """Run *spec*'s worker in this process until SIGTERM or SIGINT.
 
+    The service's own settings are loaded first: a bad variable stops it at once.
     On a signal the worker stops fetching, lets in-flight messages finish within
     ``SHUTDOWN_GRACE_MS`` (then requeues what is left), flushes its job records
     and returns 0.
     """
     settings = runtime.settings()
+    if spec.settings is not None:
+        service_settings: Any = load_object(spec.settings)
+        runtime.service_settings(service_settings)
     configure_logging(log_format=settings.log_format, level=settings.log_level, service=spec.name)
     configure_tracing(spec.name, otlp_endpoint=settings.otel_exporter_otlp_endpoint)
     broker = build_broker(settings)

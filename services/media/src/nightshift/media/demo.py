@@ -13,7 +13,6 @@ from nightshift.common import runtime
 from nightshift.common.db.engine import transaction
 from nightshift.common.db.models import User
 from nightshift.common.outbox import publish_in_transaction
-from nightshift.common.storage import storage_from_settings
 from nightshift.media.models import Media
 
 #: Size of the demo uploads: a modest phone photo.
@@ -63,7 +62,7 @@ def tick(factory: sessionmaker[Session]) -> int:
     Returns:
       The new media id; its variants appear under ``media/<id>/`` in storage.
     """
-    storage = storage_from_settings(runtime.settings())
+    storage = runtime.storage()
     seed = random.randrange(1_000_000)
     data = photo_jpeg(*DEMO_SIZE, seed=seed, orientation=6 if seed % 2 else 1)
     with transaction(factory) as session:

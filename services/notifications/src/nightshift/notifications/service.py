@@ -8,6 +8,7 @@ from nightshift.common.service import ServiceSpec
 SERVICE = ServiceSpec(
     name="notifications",
     lanes=(Lane.CRITICAL, Lane.HIGH, Lane.NORMAL, Lane.LOW),
+    settings="nightshift.notifications.settings:NotificationsSettings",
     actors_module="nightshift.notifications.actors",
     threads=16,
     health_port=8102,

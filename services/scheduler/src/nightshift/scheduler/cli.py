@@ -144,11 +144,10 @@ def _declared() -> dict[str, Any]:
     from nightshift.common import runtime
     from nightshift.common.db.engine import transaction
     from nightshift.common.schedules import installed_schedules
-    from nightshift.common.settings import load_settings
     from nightshift.scheduler import store
     from nightshift.scheduler.settings import SchedulerSettings
 
-    options = load_settings(SchedulerSettings)
+    options = runtime.service_settings(SchedulerSettings)
     declared = installed_schedules(options.extra_schedule_modules)
     with transaction(runtime.session_factory()) as session:
         store.sync_declared(

@@ -9,6 +9,7 @@ from nightshift.common.service import ServiceSpec
 SERVICE = ServiceSpec(
     name="scheduler",
     lanes=(),
+    settings="nightshift.scheduler.settings:SchedulerSettings",
     migrations_dir=Path(__file__).parent / "migrations",
     health_port=8110,
     entrypoint="nightshift.scheduler.main:run",

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
-from functools import cache
-
 from nightshift.common import runtime
 from nightshift.common.contracts import contract_actor
 from nightshift.common.contracts.users import (
@@ -15,14 +12,8 @@ from nightshift.common.contracts.users import (
     UserRef,
 )
 from nightshift.common.db.engine import transaction
-from nightshift.common.settings import load_settings
 from nightshift.users import statistics, tokens, welcome
 from nightshift.users.settings import UsersSettings
-
-
-@cache
-def users_settings() -> UsersSettings:
-    return load_settings(UsersSettings)
 
 
 @contract_actor(SEND_WELCOME_EMAIL)
@@ -35,11 +26,11 @@ def send_welcome_email(payload: UserRef) -> None:
 @contract_actor(CLEANUP_EXPIRED_TOKENS)
 def cleanup_expired_tokens(payload: NoArguments) -> None:
     """Delete expired or revoked tokens and stale sessions in bounded batches."""
-    settings = users_settings()
+    settings = runtime.service_settings(UsersSettings)
     tokens.cleanup_expired_tokens(
         runtime.engine(),
         batch_size=settings.cleanup_batch_size,
-        session_retention=dt.timedelta(days=settings.session_retention_days),
+        session_retention=settings.session_retention(),
     )
 
 

@@ -8,6 +8,7 @@ from nightshift.common.service import ServiceSpec
 SERVICE = ServiceSpec(
     name="users",
     lanes=(Lane.HIGH, Lane.NORMAL, Lane.LOW),
+    settings="nightshift.users.settings:UsersSettings",
     actors_module="nightshift.users.actors",
     schedules_module="nightshift.users.schedules",
     threads=8,
