@@ -36,7 +36,7 @@ class ServiceSpec:
       entrypoint: ``module:function`` taking the spec and returning an exit code, for a
         service that is not a plain worker (the scheduler, ops); workers leave it None.
       demo: ``module:function`` called every few seconds by ``nightshift up`` to make
-        demo traffic; it takes the process's session factory.
+        demo traffic; it takes a ``sessionmaker`` (``sessions``) on the platform's database.
     """
 
     name: str

@@ -56,7 +56,7 @@ def photo_jpeg(width: int, height: int, *, seed: int = 0, orientation: int = 1, 
     return buffer.getvalue()
 
 
-def tick(factory: sessionmaker[Session]) -> int:
+def tick(sessions: sessionmaker[Session]) -> int:
     """Upload one generated photo: store it, insert its media row, publish ``media.uploaded``.
 
     Returns:
@@ -65,7 +65,7 @@ def tick(factory: sessionmaker[Session]) -> int:
     storage = runtime.storage()
     seed = random.randrange(1_000_000)
     data = photo_jpeg(*DEMO_SIZE, seed=seed, orientation=6 if seed % 2 else 1)
-    with transaction(factory) as session:
+    with transaction(sessions) as session:
         owner_id = session.scalar(select(func.max(User.id))) or 1
         media = Media(owner_id=owner_id, original_key="")
         session.add(media)

@@ -96,7 +96,7 @@ def run_now(name: str, by: str) -> None:
         raise click.ClickException(f"unknown schedule {name!r} (declared: {', '.join(declared) or 'none'})")
     broker = build_broker(runtime.settings(), set_global=False)
     try:
-        message = enqueue_now(declared[name], broker=broker, session_factory=runtime.session_factory(), by=by)
+        message = enqueue_now(declared[name], broker=broker, sessions=runtime.session_factory(), by=by)
     finally:
         broker.record_writer.close()
         broker.close()

@@ -28,7 +28,7 @@ def cleanup_expired_tokens(payload: NoArguments) -> None:
     """Delete expired or revoked tokens and stale sessions in bounded batches."""
     settings = runtime.service_settings(UsersSettings)
     tokens.cleanup_expired_tokens(
-        runtime.engine(),
+        runtime.session_factory(),
         batch_size=settings.cleanup_batch_size,
         session_retention=settings.session_retention(),
     )
@@ -37,4 +37,4 @@ def cleanup_expired_tokens(payload: NoArguments) -> None:
 @contract_actor(UPDATE_USER_STATISTICS)
 def update_user_statistics(payload: NoArguments) -> None:
     """Recompute every user's counters set-based."""
-    statistics.update_user_statistics(runtime.engine())
+    statistics.update_user_statistics(runtime.session_factory())
