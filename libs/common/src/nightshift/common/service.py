@@ -33,8 +33,9 @@ class ServiceSpec:
       threads: Worker threads per process (the I/O-bound profile wants many).
       processes: Worker processes (the CPU-bound profile wants several).
       health_port: Port of its health server when run locally.
-      entrypoint: ``module:function`` taking the spec and returning an exit code, for a
-        service that is not a plain worker (the scheduler, ops); workers leave it None.
+      entrypoint: ``module:function`` taking the spec and returning an exit code: the
+        service's ``worker.main``, which ``nightshift run`` calls. None runs a plain
+        worker (``run_worker``).
       demo: ``module:function`` called every few seconds by ``nightshift up`` to make
         demo traffic; it takes a ``sessionmaker`` (``sessions``) on the platform's database.
     """

@@ -20,9 +20,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from nightshift.common.contracts.notifications import EmailRequest
 from nightshift.common.db.engine import transaction
-from nightshift.common.db.models import EmailDelivery, User
+from nightshift.common.db.models import User
 from nightshift.common.errors import NotFound
 from nightshift.notifications.mailers import Address, Email, Mailer
+from nightshift.notifications.models import EmailDelivery
 from nightshift.notifications.rendering import EmailTemplates
 
 #: Prefix of the advisory-lock keys, so they do not collide with other uses of the key.

@@ -10,7 +10,8 @@ SERVICE = ServiceSpec(
     name="scheduler",
     lanes=(),
     settings="nightshift.scheduler.settings:SchedulerSettings",
+    schedules_module="nightshift.scheduler.schedules",
     migrations_dir=Path(__file__).parent / "migrations",
     health_port=8110,
-    entrypoint="nightshift.scheduler.main:run",
+    entrypoint="nightshift.scheduler.worker:main",
 )

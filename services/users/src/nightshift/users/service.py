@@ -1,4 +1,4 @@
-"""The users service's shape."""
+"""The users service's shape: a worker of 8 threads."""
 
 from __future__ import annotations
 
@@ -13,4 +13,6 @@ SERVICE = ServiceSpec(
     schedules_module="nightshift.users.schedules",
     threads=8,
     health_port=8101,
+    entrypoint="nightshift.users.worker:main",
+    demo="nightshift.users.demo:tick",
 )

@@ -22,13 +22,12 @@ from types import FrameType
 
 from nightshift.common.db import migrate
 from nightshift.common.db.engine import make_engine, make_session_factory
-from nightshift.common.local.demo import register_demo_user
 from nightshift.common.local.embedded import EmbeddedPostgres, EmbeddedRedis, runtime_dir_default
 from nightshift.common.processes import stop_processes
 from nightshift.common.service import ServiceSpec, installed_services, load_object
 from nightshift.common.settings import LOCAL_ENV_FILE
 
-#: Seconds between two demo registrations.
+#: Seconds between two rounds of demo traffic (each service spec's ``demo`` hook).
 DEMO_INTERVAL_S = 4.0
 #: Seconds a child is given to stop on Ctrl-C before it is killed.
 STOP_GRACE_S = 15.0
@@ -170,8 +169,6 @@ def _stop_children(children: list[Child]) -> None:
 
 def _demo_tick(factory: object, demos: list[object]) -> None:
     try:
-        user_id = register_demo_user(factory)  # type: ignore[arg-type]
-        print(f"demo        user {user_id} registered -> welcome email on its way")
         for demo in demos:
             demo(factory)  # type: ignore[operator]
     except Exception as error:
