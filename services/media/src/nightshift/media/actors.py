@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from nightshift.common import runtime
-from nightshift.common.contracts import contract_actor
+from nightshift.common.contracts import NoArguments, contract_actor
 from nightshift.common.contracts.media import (
     CLEANUP_ORPHAN_MEDIA,
     DELETE_POST_MEDIA,
@@ -11,7 +11,6 @@ from nightshift.common.contracts.media import (
     MediaRef,
     PostRef,
 )
-from nightshift.common.contracts.users import NoArguments
 from nightshift.media import processing, removal
 from nightshift.media.settings import MediaSettings
 

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from nightshift.common import runtime
-from nightshift.common.contracts import contract_actor
+from nightshift.common.contracts import NoArguments, contract_actor
 from nightshift.common.contracts.users import (
     CLEANUP_EXPIRED_TOKENS,
     SEND_WELCOME_EMAIL,
     UPDATE_USER_STATISTICS,
-    NoArguments,
     UserRef,
 )
 from nightshift.common.db.engine import transaction
