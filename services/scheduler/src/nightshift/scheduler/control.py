@@ -1,4 +1,4 @@
-"""Operators' actions that enqueue: running a schedule now (the CLI and the dashboard share it)."""
+"""Operators' actions that enqueue: running a schedule now, besides its regular fires (``nightshift schedule run``)."""
 
 from __future__ import annotations
 
