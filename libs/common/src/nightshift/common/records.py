@@ -1,9 +1,9 @@
 """Job records and the audit trail, buffered off the hot path and written in batches.
 
 Middleware hooks only append to an in-memory buffer; a background thread writes
-each batch with one ``INSERT … SELECT FROM json_to_recordset(…)`` per table
-(the batch travels as one JSON parameter). Several events about one message in
-a batch are merged first (an upsert cannot touch a row twice). The buffer is flushed on interpreter exit and on worker shutdown,
+each batch with one ``INSERT … SELECT FROM json_to_recordset(…)`` per table. Several
+events about one message in a batch are merged first (an upsert cannot touch a
+row twice). The buffer is flushed on interpreter exit and on worker shutdown,
 so a clean stop loses nothing; while PostgreSQL is down batches are kept (up to
 ``max_buffered``) and written when it returns.
 """

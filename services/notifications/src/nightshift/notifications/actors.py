@@ -13,17 +13,16 @@ from nightshift.notifications.rendering import configured_templates
 @contract_actor(SEND_EMAIL)
 def send_email(payload: EmailRequest) -> None:
     """Send a transactional email, once per idempotency key."""
-    delivery.send_email(
-        runtime.session_factory(),
-        runtime.resource(configured_mailer),
-        payload,
-        templates=runtime.resource(configured_templates),
-    )
+    _send(payload)
 
 
 @contract_actor(SEND_EMAIL_CRITICAL)
 def send_email_critical(payload: EmailRequest) -> None:
     """Send a security or urgent email, once per idempotency key, ahead of everything else."""
+    _send(payload)
+
+
+def _send(payload: EmailRequest) -> None:
     delivery.send_email(
         runtime.session_factory(),
         runtime.resource(configured_mailer),
