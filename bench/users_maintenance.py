@@ -4,10 +4,10 @@ Generates (set-based, with ``generate_series``) users, auth/refresh tokens,
 sessions and enough posts, likes and comments for the statistics to mean
 something — by default 1 million users and 5 million tokens — then times:
 
-* ``update_user_statistics(engine)``: from an empty ``user_stats`` (every row
+* ``update_user_statistics(sessions)``: from an empty ``user_stats`` (every row
   written) and re-run with nothing changed (nothing written), median of
   ``--runs``;
-* ``cleanup_expired_tokens(engine, …)``: median of ``--runs``; the deleted rows
+* ``cleanup_expired_tokens(sessions, …)``: median of ``--runs``; the deleted rows
   are restored from a copy and the tables vacuumed between runs, so each run
   deletes the same rows from the same table;
 * the naive version of each — a Python loop over ORM objects, one user or one
@@ -34,7 +34,7 @@ from sqlalchemy import Engine, and_, func, or_, select, text
 from sqlalchemy.orm import Session
 
 from bench._common import header, median, servers
-from nightshift.common.db.engine import make_engine
+from nightshift.common.db.engine import make_engine, make_session_factory
 from nightshift.common.db.models import AuthToken, Comment, Post, PostLike, User, UserSession, UserStats
 from nightshift.users.statistics import update_user_statistics
 from nightshift.users.tokens import cleanup_expired_tokens
@@ -295,6 +295,7 @@ def main(argv: list[str] | None = None) -> int:
 
     with servers("users_maintenance", redis=False) as running:
         engine = make_engine(running.database_url, pool_size=2)
+        sessions = make_session_factory(engine)
         print(header("Users maintenance: set-based SQL vs a naive per-row ORM loop"))
         seconds, counts = timed(lambda: generate(engine, sizes, now))
         print(f"  generated in {fmt_duration(seconds)}: " + ", ".join(f"{n} {t}" for t, n in counts.items()))
@@ -305,12 +306,12 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(options.runs):
             with engine.begin() as connection:
                 connection.execute(text("TRUNCATE user_stats"))
-            seconds, written = timed(lambda: update_user_statistics(engine))
+            seconds, written = timed(lambda: update_user_statistics(sessions))
             full.append(seconds)
             print(f"  update_user_statistics from empty: {fmt_duration(seconds)} ({written} rows written)")
         unchanged = []
         for _ in range(options.runs):
-            seconds, written = timed(lambda: update_user_statistics(engine))
+            seconds, written = timed(lambda: update_user_statistics(sessions))
             unchanged.append(seconds)
             print(f"  update_user_statistics unchanged:  {fmt_duration(seconds)} ({written} rows written)")
         expected = sample_stats(engine, sample)
@@ -331,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
                 restore_deleted_rows(engine)
             seconds, result = timed(
                 lambda: cleanup_expired_tokens(
-                    engine, batch_size=options.batch_size, session_retention=retention, now=now
+                    sessions, batch_size=options.batch_size, session_retention=retention, now=now
                 )
             )
             cleanup.append(seconds)

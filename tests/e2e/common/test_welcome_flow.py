@@ -14,9 +14,10 @@ import redis
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from nightshift.common.db.models import EmailDelivery, JobRecord, User
+from nightshift.common.db.models import JobRecord, User
 from nightshift.common.processes import wait_for
 from nightshift.common.settings import CommonSettings
+from nightshift.notifications.models import EmailDelivery
 from tests.support.otlp_receiver import otlp_receiver
 from tests.support.processes import nightshift, service_process
 

@@ -70,9 +70,7 @@ def _pause_leader_around_a_fire(
         )
         # Paused until the successor has handled the boundary's fire and the next one:
         # whatever the paused leader held for that fire has had every chance to lapse.
-        wait_for(
-            lambda: (latest := latest_fire()) and latest >= at + SECOND, timeout=30, what="the successor's fires"
-        )
+        wait_for(lambda: (latest := latest_fire()) and latest >= at + SECOND, timeout=30, what="the successor's fires")
     finally:
         process.send_signal(signal.SIGCONT)
     # Resumed, it finishes what it was doing (refused: its lease is gone) and stands by.

@@ -42,10 +42,9 @@ def spans() -> Iterator[InMemorySpanExporter]:
 def test_publish_users_and_notifications_share_one_trace(
     spans: InMemorySpanExporter, broker: NightshiftRedisBroker, run_worker: Any, clean_db: Engine
 ) -> None:
-    import nightshift.notifications.actors as notification_actors
+    import nightshift.notifications.actors
     import nightshift.users.actors  # noqa: F401 - declares the actors
 
-    notification_actors.reset()
     with Session(clean_db) as session, session.begin():
         user = User(email="barbara@example.org", display_name="Barbara", locale="en")
         session.add(user)

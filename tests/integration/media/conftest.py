@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+import nightshift.media.actors  # noqa: F401 - declares the actors
 from nightshift.common import runtime
 from nightshift.common.contracts.media import PROCESS_MEDIA_UPLOAD
 from nightshift.common.db.models import JobRecord
@@ -18,7 +19,6 @@ from nightshift.common.processes import wait_for
 from nightshift.common.redis_broker import NightshiftRedisBroker
 from nightshift.common.settings import CommonSettings
 from nightshift.common.storage import Storage
-from nightshift.media import actors
 from nightshift.media.models import Media
 from tests.integration.storage.s3server import moto_server, new_bucket
 
@@ -44,9 +44,8 @@ def media_env(
         monkeypatch.setenv("STORAGE_URL", f"s3://{bucket}?endpoint_url={endpoint}&region_name=us-east-1")
     monkeypatch.setenv("MEDIA_MAX_BYTES", str(TEST_MAX_BYTES))
     runtime.reset()
-    actors.media_settings.cache_clear()
     yield runtime.settings()
-    actors.media_settings.cache_clear()
+    runtime.reset()
 
 
 @dataclass
@@ -75,7 +74,7 @@ class Uploads:
 
 @pytest.fixture
 def uploads(media_env: CommonSettings, broker: NightshiftRedisBroker, clean_db: Engine) -> Uploads:
-    return Uploads(clean_db, actors.media_storage())
+    return Uploads(clean_db, runtime.storage())
 
 
 @pytest.fixture

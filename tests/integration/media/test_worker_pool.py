@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
+from nightshift.common import runtime
 from nightshift.common.processes import wait_for
 from nightshift.common.queue_stats import live_workers
 from nightshift.common.redis_broker import NightshiftRedisBroker
 from nightshift.common.settings import CommonSettings
-from nightshift.media import actors
 from tests.integration.media.conftest import Uploads, wait_for_jobs
 from tests.unit.media.images import encode, halves
 
@@ -42,8 +42,7 @@ def _environment(pid: int) -> dict[str, str]:
 def test_pool_serves_restarts_dead_children_and_stops_on_sigterm(
     env: CommonSettings, broker: NightshiftRedisBroker, clean_db: Engine
 ) -> None:
-    actors.media_settings.cache_clear()
-    uploads = Uploads(clean_db, actors.media_storage())
+    uploads = Uploads(clean_db, runtime.storage())
     parent = subprocess.Popen([sys.executable, "-c", POOL], env=dict(os.environ))
     try:
         first = wait_for(lambda: len(_children(parent.pid)) == 2 and _children(parent.pid), what="two children")

@@ -16,6 +16,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session as DbSession
 
+from nightshift.common import runtime
 from nightshift.common.db.models import User
 from nightshift.common.processes import free_port
 from nightshift.common.settings import CommonSettings
@@ -109,16 +110,16 @@ def smtp_inbox() -> Iterator[SmtpInbox]:
 @pytest.fixture
 def configure_mail(env: CommonSettings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., None]]:
     """Set ``MAIL_BACKEND`` and ``NOTIFICATIONS_*`` variables and make the actors reload them."""
-    from nightshift.notifications import actors
+    import nightshift.notifications.actors  # noqa: F401 - declares the actors
 
     def configure(**values: str) -> None:
         for name, value in values.items():
             monkeypatch.setenv(name, value)
-        actors.reset()
+        runtime.reset()
 
     configure(MAIL_BACKEND="outbox", NOTIFICATIONS_FROM_ADDRESS="hello@nightshift.test")
     yield configure
-    actors.reset()
+    runtime.reset()
 
 
 @pytest.fixture

@@ -12,13 +12,14 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from nightshift.common.contracts.notifications import SEND_EMAIL
-from nightshift.common.db.models import EmailDelivery, JobRecord
+from nightshift.common.db.models import JobRecord
 from nightshift.common.dead_letters import list_dead_letters
 from nightshift.common.events import publish
 from nightshift.common.processes import wait_for
 from nightshift.common.redis_broker import NightshiftRedisBroker
 from nightshift.common.settings import CommonSettings
 from nightshift.notifications.mailers.outbox import outbox_file_name
+from nightshift.notifications.models import EmailDelivery
 
 pytestmark = pytest.mark.integration
 

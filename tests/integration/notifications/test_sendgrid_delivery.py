@@ -12,13 +12,14 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from nightshift.common.contracts.notifications import SEND_EMAIL
-from nightshift.common.db.models import EmailDelivery, JobRecord
+from nightshift.common.db.models import JobRecord
 from nightshift.common.dead_letters import list_dead_letters
 from nightshift.common.events import publish
 from nightshift.common.processes import wait_for
 from nightshift.common.redis_broker import NightshiftRedisBroker
 from nightshift.notifications.errors import ProviderUnavailable
 from nightshift.notifications.mailers import Address, Email, SendGridMailer
+from nightshift.notifications.models import EmailDelivery
 from tests.conftest import TEST_RETRY_DELAYS_MS
 from tests.integration.notifications.conftest import SendGridStub
 

@@ -12,13 +12,13 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from nightshift.common.contracts.notifications import SEND_EMAIL_CRITICAL, EmailRequest
-from nightshift.common.db.models import EmailDelivery
 from nightshift.common.events import publish
 from nightshift.common.processes import wait_for
 from nightshift.common.redis_broker import NightshiftRedisBroker
 from nightshift.notifications.delivery import send_email
 from nightshift.notifications.errors import ProviderRejected, ProviderUnavailable
 from nightshift.notifications.mailers import Address, SmtpMailer
+from nightshift.notifications.models import EmailDelivery
 from tests.integration.notifications.conftest import SmtpInbox
 
 pytestmark = pytest.mark.integration

@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
 
+from nightshift.common.db.engine import make_session_factory
 from nightshift.common.db.models import AuthToken, UserSession, UserStats
 from nightshift.users.statistics import update_user_statistics
 from nightshift.users.tokens import cleanup_expired_tokens
@@ -48,7 +49,9 @@ def test_cleanup_deletes_exactly_the_expired_revoked_and_stale_in_batches(clean_
         )
         kept = 100 - (doomed or 0)
 
-    result = cleanup_expired_tokens(clean_db, batch_size=7, session_retention=dt.timedelta(days=30), now=NOW)
+    result = cleanup_expired_tokens(
+        make_session_factory(clean_db), batch_size=7, session_retention=dt.timedelta(days=30), now=NOW
+    )
 
     assert result.tokens_deleted == doomed
     assert result.sessions_deleted == 10
@@ -56,18 +59,20 @@ def test_cleanup_deletes_exactly_the_expired_revoked_and_stale_in_batches(clean_
     with Session(clean_db) as session:
         assert session.scalar(select(func.count()).select_from(AuthToken)) == kept
         assert session.scalar(select(func.count()).select_from(UserSession)) == 30
-    again = cleanup_expired_tokens(clean_db, batch_size=7, session_retention=dt.timedelta(days=30), now=NOW)
+    again = cleanup_expired_tokens(
+        make_session_factory(clean_db), batch_size=7, session_retention=dt.timedelta(days=30), now=NOW
+    )
     assert (again.tokens_deleted, again.sessions_deleted) == (0, 0)
 
 
 def test_statistics_are_recomputed_and_a_second_run_writes_nothing(clean_db: Engine) -> None:
     _seed(clean_db)
 
-    assert update_user_statistics(clean_db) == 3
+    assert update_user_statistics(make_session_factory(clean_db)) == 3
     with Session(clean_db) as session:
         stats = {s.user_id: s for s in session.scalars(select(UserStats))}
     assert (stats[1].posts_count, stats[1].likes_received, stats[1].comments_received) == (2, 3, 1)
     assert (stats[2].posts_count, stats[2].likes_received, stats[2].comments_received) == (1, 1, 0)
     assert (stats[3].posts_count, stats[3].likes_received) == (0, 0)
     assert stats[1].last_activity_at == NOW + dt.timedelta(hours=1)
-    assert update_user_statistics(clean_db) == 0
+    assert update_user_statistics(make_session_factory(clean_db)) == 0

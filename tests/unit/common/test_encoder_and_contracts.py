@@ -80,3 +80,16 @@ def test_idempotency_base_gives_stable_message_ids() -> None:
 
 def test_lanes_order_critical_first() -> None:
     assert sorted(Lane, key=lambda lane: lane.priority) == [Lane.CRITICAL, Lane.HIGH, Lane.NORMAL, Lane.LOW]
+
+
+def test_events_and_actors_share_one_payload_base() -> None:
+    from nightshift.common.contracts import NoArguments, Payload
+    from nightshift.common.contracts.media import CLEANUP_ORPHAN_MEDIA
+    from nightshift.common.events.catalog import CATALOG
+
+    assert all(issubclass(spec.schema, Payload) for spec in CATALOG.values())
+    assert CLEANUP_ORPHAN_MEDIA.payload is NoArguments
+    with pytest.raises(InvalidPayload, match=r"cleanup_orphan_media: media_id: Extra inputs are not permitted"):
+        CLEANUP_ORPHAN_MEDIA.parse({"media_id": 1})
+    with pytest.raises(InvalidEvent, match=r"media\.uploaded v1: owner_email: Extra inputs are not permitted"):
+        validate_event("media.uploaded", {"media_id": 1, "owner_email": "ada@example.org"})

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
+from pathlib import Path
 
-from nightshift.common.settings import CommonSettings, load_settings, with_redis_db
+import pytest
+from pydantic import Field, ValidationError
+from pydantic_settings import SettingsConfigDict
+
+from nightshift.common.settings import CommonSettings, ServiceSettings, load_settings, with_redis_db
 
 
 def test_missing_and_malformed_variables_are_named(
@@ -54,3 +58,30 @@ def test_local_env_file_is_the_fallback(monkeypatch: pytest.MonkeyPatch, tmp_pat
 )
 def test_broker_database_is_derived_from_redis_url(url: str, expected: str) -> None:
     assert with_redis_db(url, 3) == expected
+
+
+class ExampleSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="EXAMPLE_")
+
+    batch_size: int = Field(default=10, ge=1)
+    name: str = "none"
+
+
+def test_a_service_settings_subclass_sets_only_its_prefix_and_fields(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    (tmp_path / "var" / "run").mkdir(parents=True)
+    (tmp_path / "var" / "run" / "local.env").write_text("EXAMPLE_NAME=from-file\nUNRELATED=ignored\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("EXAMPLE_BATCH_SIZE", "25")
+
+    settings = load_settings(ExampleSettings)
+
+    assert (settings.batch_size, settings.name) == (25, "from-file")
+    with pytest.raises(ValidationError, match="frozen"):
+        settings.batch_size = 1  # type: ignore[misc]
+
+    monkeypatch.setenv("EXAMPLE_BATCH_SIZE", "0")
+    with pytest.raises(SystemExit):
+        load_settings(ExampleSettings)
+    assert "EXAMPLE_BATCH_SIZE: Input should be greater than or equal to 1" in capsys.readouterr().err

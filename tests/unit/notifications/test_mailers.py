@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import smtplib
+import subprocess
+import sys
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
@@ -168,3 +171,27 @@ def test_smtp_user_without_a_password_stops_naming_the_variable(
     assert "NOTIFICATIONS_SMTP_PASSWORD: Value error, required when NOTIFICATIONS_SMTP_USER is set" in (
         capsys.readouterr().err
     )
+
+
+def test_a_worker_with_bad_mail_settings_stops_at_start_naming_the_variable(tmp_path: Path) -> None:
+    environment = {
+        **os.environ,
+        # Well-formed but unreachable: the worker must stop before it connects to anything.
+        "REDIS_URL": "redis://127.0.0.1:9/0",
+        "DATABASE_URL": "postgresql://nobody@127.0.0.1:9/none",
+        "MAIL_BACKEND": "sendgrid",
+    }
+    environment.pop("NOTIFICATIONS_SENDGRID_API_KEY", None)
+
+    stopped = subprocess.run(
+        [sys.executable, "-m", "nightshift.common.cli", "worker", "notifications", "--health-port", "0"],
+        cwd=tmp_path,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert stopped.returncode == 2
+    assert "NOTIFICATIONS_SENDGRID_API_KEY: Value error, required when MAIL_BACKEND is sendgrid" in stopped.stderr

@@ -25,20 +25,24 @@ class ServiceSpec:
     Parameters:
       name: Short name, also the queue prefix (``users``).
       lanes: The lanes it consumes; one queue each.
+      settings: ``module:Class`` of its settings, loaded when its worker starts, so that a
+        missing or malformed variable stops the worker at once, naming the variable.
       actors_module: Imported by the worker to declare the actors.
       schedules_module: Where its periodic jobs are declared, if any.
       migrations_dir: Alembic versions of its own tables, if any.
       threads: Worker threads per process (the I/O-bound profile wants many).
       processes: Worker processes (the CPU-bound profile wants several).
       health_port: Port of its health server when run locally.
-      entrypoint: ``module:function`` taking the spec and returning an exit code, for a
-        service that is not a plain worker (the scheduler, ops); workers leave it None.
+      entrypoint: ``module:function`` taking the spec and returning an exit code: the
+        service's ``worker.main``, which ``nightshift run`` calls. None runs a plain
+        worker (``run_worker``).
       demo: ``module:function`` called every few seconds by ``nightshift up`` to make
-        demo traffic; it takes the process's session factory.
+        demo traffic; it takes a ``sessionmaker`` (``sessions``) on the platform's database.
     """
 
     name: str
     lanes: tuple[Lane, ...]
+    settings: str | None = None
     actors_module: str | None = None
     schedules_module: str | None = None
     migrations_dir: Path | None = None

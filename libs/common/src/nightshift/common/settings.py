@@ -1,10 +1,11 @@
 """Settings shared by every process, read from the environment.
 
-Common variables are unprefixed (``REDIS_URL``, ``DATABASE_URL``…); a service's
-own settings subclass :class:`ServiceSettings` with a prefix (``MEDIA_``…).
-When ``nightshift up`` runs the platform on embedded servers it writes their
-addresses to ``var/run/local.env``, which is read as a fallback so that the CLI
-finds the running platform without any set-up.
+Every settings class subclasses :class:`ServiceSettings`: the common one reads
+unprefixed variables (``REDIS_URL``, ``DATABASE_URL``…); a service's own sets
+only its prefix (``MEDIA_``…) and its fields, and is loaded once per process by
+``runtime.service_settings``. When ``nightshift up`` runs the platform on
+embedded servers it writes their addresses to ``var/run/local.env``, which is
+read as a fallback so that the CLI finds the running platform without any set-up.
 """
 
 from __future__ import annotations
@@ -23,10 +24,26 @@ LOCAL_ENV_FILE = "var/run/local.env"
 DEFAULT_RETRY_DELAYS_MS = (1000, 5000, 25000)
 
 
-class CommonSettings(BaseSettings):
-    """What every Nightshift process needs to know."""
+class ServiceSettings(BaseSettings):
+    """Base of every settings class: subclasses set only ``env_prefix`` and their fields.
+
+    Example::
+
+        class MediaSettings(ServiceSettings):
+            model_config = SettingsConfigDict(env_prefix="MEDIA_")
+
+            max_pixels: int = Field(default=50_000_000, ge=10_000)
+
+    pydantic merges the subclass's ``model_config`` with this one, so the env file
+    fallback (``var/run/local.env``), ``extra="ignore"`` and ``frozen`` hold for
+    every service. Load one through ``runtime.service_settings(MediaSettings)``.
+    """
 
     model_config = SettingsConfigDict(env_file=LOCAL_ENV_FILE, extra="ignore", frozen=True)
+
+
+class CommonSettings(ServiceSettings):
+    """What every Nightshift process needs to know (unprefixed variables)."""
 
     environment: Literal["development", "production", "test"] = "development"
     redis_url: str = Field(description="Redis for application state (locks, dedup, rate limits).")
@@ -72,21 +89,6 @@ class CommonSettings(BaseSettings):
     def broker_url(self) -> str:
         """The Redis URL of the broker's own database."""
         return with_redis_db(self.redis_url, self.broker_redis_db)
-
-
-class ServiceSettings(BaseSettings):
-    """Base of a service's own settings: subclasses set only ``env_prefix`` and their fields.
-
-    Example::
-
-        class MediaSettings(ServiceSettings):
-            model_config = SettingsConfigDict(env_prefix="MEDIA_")
-
-    pydantic merges the subclass's ``model_config`` with this one, so the env file
-    fallback, ``extra="ignore"`` and ``frozen`` hold for every service.
-    """
-
-    model_config = SettingsConfigDict(env_file=LOCAL_ENV_FILE, extra="ignore", frozen=True)
 
 
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+from typing import Any
 
 import dramatiq
 
@@ -14,7 +15,7 @@ from nightshift.common.logs import configure_logging
 from nightshift.common.middleware.liveness import WorkerLiveness
 from nightshift.common.outbox import OutboxRelay
 from nightshift.common.processes import stop_on_signals
-from nightshift.common.service import ServiceSpec
+from nightshift.common.service import ServiceSpec, load_object
 from nightshift.common.tracing import configure_tracing
 
 logger = logging.getLogger(__name__)
@@ -23,11 +24,15 @@ logger = logging.getLogger(__name__)
 def run_worker(spec: ServiceSpec, *, threads: int | None = None, health_port: int | None = None) -> int:
     """Run *spec*'s worker in this process until SIGTERM or SIGINT.
 
+    The service's own settings are loaded first: a bad variable stops it at once.
     On a signal the worker stops fetching, lets in-flight messages finish within
     ``SHUTDOWN_GRACE_MS`` (then requeues what is left), flushes its job records
     and returns 0.
     """
     settings = runtime.settings()
+    if spec.settings is not None:
+        service_settings: Any = load_object(spec.settings)
+        runtime.service_settings(service_settings)
     configure_logging(log_format=settings.log_format, level=settings.log_level, service=spec.name)
     configure_tracing(spec.name, otlp_endpoint=settings.otel_exporter_otlp_endpoint)
     broker = build_broker(settings)

@@ -13,7 +13,6 @@ from nightshift.common import runtime
 from nightshift.common.db.engine import transaction
 from nightshift.common.db.models import User
 from nightshift.common.outbox import publish_in_transaction
-from nightshift.common.storage import storage_from_settings
 from nightshift.media.models import Media
 
 #: Size of the demo uploads: a modest phone photo.
@@ -57,16 +56,16 @@ def photo_jpeg(width: int, height: int, *, seed: int = 0, orientation: int = 1, 
     return buffer.getvalue()
 
 
-def tick(factory: sessionmaker[Session]) -> int:
+def tick(sessions: sessionmaker[Session]) -> int:
     """Upload one generated photo: store it, insert its media row, publish ``media.uploaded``.
 
     Returns:
       The new media id; its variants appear under ``media/<id>/`` in storage.
     """
-    storage = storage_from_settings(runtime.settings())
+    storage = runtime.storage()
     seed = random.randrange(1_000_000)
     data = photo_jpeg(*DEMO_SIZE, seed=seed, orientation=6 if seed % 2 else 1)
-    with transaction(factory) as session:
+    with transaction(sessions) as session:
         owner_id = session.scalar(select(func.max(User.id))) or 1
         media = Media(owner_id=owner_id, original_key="")
         session.add(media)

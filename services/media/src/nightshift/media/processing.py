@@ -46,7 +46,7 @@ def variant_key(media_id: int, variant: EncodedVariant) -> str:
 
 
 def process_media_upload(
-    factory: sessionmaker[Session], storage: Storage, media_id: int, *, limits: Limits, quality: Quality
+    sessions: sessionmaker[Session], storage: Storage, media_id: int, *, limits: Limits, quality: Quality
 ) -> Rendering:
     """Turn upload *media_id* into its variants and record them.
 
@@ -58,7 +58,7 @@ def process_media_upload(
       MediaRejected: The upload is refused; the row was marked failed and
         ``media.failed`` recorded before this is raised.
     """
-    with factory() as session:
+    with sessions() as session:
         media = session.get(Media, media_id)
         if media is None:
             raise NotFound(f"media {media_id} does not exist")
@@ -67,7 +67,7 @@ def process_media_upload(
         data = _read_original(storage, original_key, limits.max_bytes)
         rendering = render_variants(data, max_pixels=limits.max_pixels, quality=quality)
     except MediaRejected as rejection:
-        record_failure(factory, media_id, rejection)
+        record_failure(sessions, media_id, rejection)
         raise
     variants: dict[str, Any] = {}
     for variant in rendering.variants:
@@ -75,7 +75,7 @@ def process_media_upload(
         storage.put(key, variant.data, content_type=variant.content_type)
         entry = variants.setdefault(variant.name, {"width": variant.width, "height": variant.height})
         entry[variant.format] = {"key": key, "bytes": len(variant.data)}
-    _record_success(factory, storage, media_id, rendering, len(data), variants)
+    _record_success(sessions, storage, media_id, rendering, len(data), variants)
     return rendering
 
 
@@ -98,14 +98,14 @@ def _read_original(storage: Storage, key: str, max_bytes: int) -> bytes:
 
 
 def _record_success(
-    factory: sessionmaker[Session],
+    sessions: sessionmaker[Session],
     storage: Storage,
     media_id: int,
     rendering: Rendering,
     original_bytes: int,
     variants: dict[str, Any],
 ) -> None:
-    with transaction(factory) as session:
+    with transaction(sessions) as session:
         media = session.get(Media, media_id, with_for_update=True)
         if media is None:  # deleted while we worked: take the variants back
             storage.delete_many(variant_keys(variants))
@@ -133,13 +133,13 @@ def _record_success(
             )
 
 
-def record_failure(factory: sessionmaker[Session], media_id: int, rejection: MediaRejected) -> bool:
+def record_failure(sessions: sessionmaker[Session], media_id: int, rejection: MediaRejected) -> bool:
     """Mark *media_id* failed with *rejection*'s reason and record ``media.failed``, once.
 
     Returns:
       True if the row changed now, False if it already held this failure (a redelivery).
     """
-    with transaction(factory) as session:
+    with transaction(sessions) as session:
         media = session.get(Media, media_id, with_for_update=True)
         if media is None or (media.status == FAILED and media.failure_code == rejection.code):
             return False

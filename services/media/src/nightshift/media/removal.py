@@ -13,20 +13,20 @@ from nightshift.common.storage import Storage
 from nightshift.media.models import Media
 
 
-def delete_post_media(factory: sessionmaker[Session], storage: Storage, post_id: int) -> int:
+def delete_post_media(sessions: sessionmaker[Session], storage: Storage, post_id: int) -> int:
     """Remove post *post_id*'s originals, variants and media rows; return how many media.
 
     Objects are deleted before the rows, inside the rows' transaction: if
     storage fails, the rows stay and a retry finds them again. Running it twice
     removes nothing the second time.
     """
-    with transaction(factory) as session:
+    with transaction(sessions) as session:
         rows = session.scalars(select(Media).where(Media.post_id == post_id).with_for_update()).all()
         return _remove(session, storage, rows)
 
 
 def cleanup_orphan_media(
-    factory: sessionmaker[Session],
+    sessions: sessionmaker[Session],
     storage: Storage,
     *,
     grace: dt.timedelta,
@@ -41,7 +41,7 @@ def cleanup_orphan_media(
     cutoff = (now or dt.datetime.now(dt.UTC)) - grace
     removed = 0
     while True:
-        with transaction(factory) as session:
+        with transaction(sessions) as session:
             rows = session.scalars(
                 select(Media)
                 .where(Media.post_id.is_(None), Media.created_at < cutoff)

@@ -11,6 +11,7 @@ from nightshift.common.service import ServiceSpec
 SERVICE = ServiceSpec(
     name="media",
     lanes=(Lane.HIGH, Lane.LOW),
+    settings="nightshift.media.settings:MediaSettings",
     actors_module="nightshift.media.actors",
     schedules_module="nightshift.media.schedules",
     migrations_dir=Path(__file__).parent / "migrations",

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
-from nightshift.common.settings import LOCAL_ENV_FILE
+from nightshift.common.settings import ServiceSettings
+from nightshift.media.images import Quality
+from nightshift.media.processing import Limits
 
 
-class MediaSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="MEDIA_", env_file=LOCAL_ENV_FILE, extra="ignore", frozen=True)
+class MediaSettings(ServiceSettings):
+    """What uploads may be, how variants are encoded, and the worker pool's shape."""
+
+    model_config = SettingsConfigDict(env_prefix="MEDIA_")
 
     #: Uploads larger than this are refused without being read.
     max_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)
@@ -29,3 +35,15 @@ class MediaSettings(BaseSettings):
     processes: int | None = Field(default=None, ge=1, le=256)
     #: Messages each process holds at a time: 1, so no image waits behind another's CPU work.
     prefetch: int = Field(default=1, ge=1, le=100)
+
+    def limits(self) -> Limits:
+        """What an upload may be, as the processing takes it."""
+        return Limits(max_bytes=self.max_bytes, max_pixels=self.max_pixels)
+
+    def orphan_grace(self) -> dt.timedelta:
+        """How long an upload may stay unattached to a post."""
+        return dt.timedelta(hours=self.orphan_grace_hours)
+
+    def quality(self) -> Quality:
+        """The encoder settings of the variants."""
+        return Quality(jpeg=self.jpeg_quality, webp=self.webp_quality, webp_method=self.webp_method)

@@ -2,51 +2,30 @@
 
 from __future__ import annotations
 
-from functools import cache
-
 from nightshift.common import runtime
 from nightshift.common.contracts import contract_actor
 from nightshift.common.contracts.notifications import SEND_EMAIL, SEND_EMAIL_CRITICAL, EmailRequest
-from nightshift.common.settings import load_settings
 from nightshift.notifications import delivery
-from nightshift.notifications.mailers import Mailer, build_mailer
-from nightshift.notifications.rendering import EmailTemplates
-from nightshift.notifications.settings import NotificationsSettings
-
-
-@cache
-def notifications_settings() -> NotificationsSettings:
-    return load_settings(NotificationsSettings)
-
-
-@cache
-def mailer() -> Mailer:
-    """The configured backend, built once per process (its clients are thread-safe)."""
-    return build_mailer(notifications_settings(), outbox_dir=runtime.settings().outbox_dir)
-
-
-@cache
-def templates() -> EmailTemplates:
-    return EmailTemplates(default_locale=notifications_settings().default_locale)
-
-
-def reset() -> None:
-    """Forget the cached settings, mailer and templates (tests that change the environment call this)."""
-    for function in (notifications_settings, mailer, templates):
-        function.cache_clear()
+from nightshift.notifications.mailers import configured_mailer
+from nightshift.notifications.rendering import configured_templates
 
 
 @contract_actor(SEND_EMAIL)
 def send_email(payload: EmailRequest) -> None:
     """Send a transactional email, once per idempotency key."""
-    delivery.send_email(runtime.session_factory(), mailer(), payload, templates=templates())
+    _send(payload)
 
 
 @contract_actor(SEND_EMAIL_CRITICAL)
 def send_email_critical(payload: EmailRequest) -> None:
     """Send a security or urgent email, once per idempotency key, ahead of everything else."""
-    delivery.send_email(runtime.session_factory(), mailer(), payload, templates=templates())
+    _send(payload)
 
 
-# Loaded when the worker imports this module: bad mail settings stop it at start, naming the variable.
-notifications_settings()
+def _send(payload: EmailRequest) -> None:
+    delivery.send_email(
+        runtime.session_factory(),
+        runtime.resource(configured_mailer),
+        payload,
+        templates=runtime.resource(configured_templates),
+    )

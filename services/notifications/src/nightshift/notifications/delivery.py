@@ -20,9 +20,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from nightshift.common.contracts.notifications import EmailRequest
 from nightshift.common.db.engine import transaction
-from nightshift.common.db.models import EmailDelivery, User
+from nightshift.common.db.models import User
 from nightshift.common.errors import NotFound
 from nightshift.notifications.mailers import Address, Email, Mailer
+from nightshift.notifications.models import EmailDelivery
 from nightshift.notifications.rendering import EmailTemplates
 
 #: Prefix of the advisory-lock keys, so they do not collide with other uses of the key.
@@ -30,7 +31,7 @@ LOCK_NAMESPACE = "email_delivery:"
 
 
 def send_email(
-    session_factory: sessionmaker[Session],
+    sessions: sessionmaker[Session],
     mailer: Mailer,
     request: EmailRequest,
     *,
@@ -42,7 +43,7 @@ def send_email(
     delivery row, so the same key is never sent twice concurrently.
 
     Parameters:
-      session_factory: Sessions on the database holding users and deliveries.
+      sessions: Sessions on the database holding users and deliveries.
       mailer: The backend that sends.
       request: Who, which template and the idempotency key.
       templates: The templates (the shipped ones, default locale ``en``, by default).
@@ -58,7 +59,7 @@ def send_email(
     """
     templates = templates or EmailTemplates()
     key = request.idempotency_key
-    with transaction(session_factory) as session:
+    with transaction(sessions) as session:
         session.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(LOCK_NAMESPACE + key, 0))))
         if session.scalar(select(EmailDelivery.id).where(EmailDelivery.idempotency_key == key)) is not None:
             return False

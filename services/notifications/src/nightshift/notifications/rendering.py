@@ -16,8 +16,10 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError, select_autoescape
 
+from nightshift.common import runtime
 from nightshift.notifications.errors import TemplateFailed, UnknownTemplate
 from nightshift.notifications.mailers.mime import one_line
+from nightshift.notifications.settings import NotificationsSettings
 
 #: The templates shipped with the service.
 TEMPLATES_DIR = Path(__file__).parent / "templates"
@@ -93,6 +95,11 @@ class EmailTemplates:
         except Exception as error:
             raise TemplateFailed(f"email template {name!r} ({chosen}): {type(error).__name__}") from None
         return RenderedEmail(subject=one_line(subject), text=text, html=html, locale=chosen)
+
+
+def configured_templates() -> EmailTemplates:
+    """The shipped templates with the configured default locale; built once through ``runtime.resource``."""
+    return EmailTemplates(default_locale=runtime.service_settings(NotificationsSettings).default_locale)
 
 
 def _locales_by_template(names: Iterable[str]) -> dict[str, frozenset[str]]:

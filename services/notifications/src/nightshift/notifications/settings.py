@@ -5,22 +5,22 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
-from nightshift.common.settings import LOCAL_ENV_FILE
+from nightshift.common.settings import ServiceSettings
 
 #: SendGrid's production API; tests point the client at a local server instead.
 SENDGRID_API_HOST = "https://api.sendgrid.com"
 
 
-class NotificationsSettings(BaseSettings):
+class NotificationsSettings(ServiceSettings):
     """How the notifications service reaches its mail provider.
 
     Secrets have no defaults: the SendGrid key must be given whenever
     ``MAIL_BACKEND=sendgrid``, and the SMTP password whenever an SMTP user is.
     """
 
-    model_config = SettingsConfigDict(env_prefix="NOTIFICATIONS_", env_file=LOCAL_ENV_FILE, extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(env_prefix="NOTIFICATIONS_")
 
     #: The common ``MAIL_BACKEND`` (unprefixed), read here too so that the backend's
     #: own requirements are checked when these settings load, at worker start.

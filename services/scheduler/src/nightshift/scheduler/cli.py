@@ -96,7 +96,7 @@ def run_now(name: str, by: str) -> None:
         raise click.ClickException(f"unknown schedule {name!r} (declared: {', '.join(declared) or 'none'})")
     broker = build_broker(runtime.settings(), set_global=False)
     try:
-        message = enqueue_now(declared[name], broker=broker, session_factory=runtime.session_factory(), by=by)
+        message = enqueue_now(declared[name], broker=broker, sessions=runtime.session_factory(), by=by)
     finally:
         broker.record_writer.close()
         broker.close()
@@ -144,11 +144,10 @@ def _declared() -> dict[str, Any]:
     from nightshift.common import runtime
     from nightshift.common.db.engine import transaction
     from nightshift.common.schedules import installed_schedules
-    from nightshift.common.settings import load_settings
     from nightshift.scheduler import store
     from nightshift.scheduler.settings import SchedulerSettings
 
-    options = load_settings(SchedulerSettings)
+    options = runtime.service_settings(SchedulerSettings)
     declared = installed_schedules(options.extra_schedule_modules)
     with transaction(runtime.session_factory()) as session:
         store.sync_declared(

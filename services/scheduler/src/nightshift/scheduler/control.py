@@ -1,4 +1,4 @@
-"""Operators' actions that enqueue: running a schedule now (the CLI and the dashboard share it)."""
+"""Operators' actions that enqueue: running a schedule now, besides its regular fires (``nightshift schedule run``)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def fire_options(name: str, **extra: str) -> dict[str, str]:
 
 
 def run_now(
-    schedule: Schedule, *, broker: dramatiq.Broker, session_factory: sessionmaker[Session], by: str
+    schedule: Schedule, *, broker: dramatiq.Broker, sessions: sessionmaker[Session], by: str
 ) -> dramatiq.Message[object]:
     """Enqueue one message of *schedule* now, besides its regular fires, and record who asked.
 
@@ -34,6 +34,6 @@ def run_now(
         schedule.payload, message_id=message_id, options=fire_options(schedule.name, run_by=by)
     )
     broker.enqueue(message)
-    with transaction(session_factory) as session:
+    with transaction(sessions) as session:
         store.record_run_now(session, schedule.name, message_id=message_id, by=by)
     return message

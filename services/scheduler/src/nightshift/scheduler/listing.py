@@ -1,4 +1,4 @@
-"""What ``nightshift schedule list`` (and the dashboard) show about each schedule."""
+"""What ``nightshift schedule list`` shows about each schedule."""
 
 from __future__ import annotations
 

@@ -9,7 +9,9 @@ from nightshift.common.service import ServiceSpec
 SERVICE = ServiceSpec(
     name="scheduler",
     lanes=(),
+    settings="nightshift.scheduler.settings:SchedulerSettings",
+    schedules_module="nightshift.scheduler.schedules",
     migrations_dir=Path(__file__).parent / "migrations",
     health_port=8110,
-    entrypoint="nightshift.scheduler.main:run",
+    entrypoint="nightshift.scheduler.worker:main",
 )

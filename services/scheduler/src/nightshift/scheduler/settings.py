@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
-from nightshift.common.settings import LOCAL_ENV_FILE
+from nightshift.common.settings import ServiceSettings
 
 
-class SchedulerSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="SCHEDULER_", env_file=LOCAL_ENV_FILE, extra="ignore", frozen=True)
+class SchedulerSettings(ServiceSettings):
+    """The leader lease, how often schedules are re-read, and when a fire counts as missed."""
+
+    model_config = SettingsConfigDict(env_prefix="SCHEDULER_")
 
     #: How long the leader lease lives without renewal; a standby takes over at most
     #: about this long (plus a third of it) after the active scheduler dies.

@@ -2,27 +2,17 @@
 
 from __future__ import annotations
 
-import datetime as dt
-from functools import cache
-
 from nightshift.common import runtime
-from nightshift.common.contracts import contract_actor
+from nightshift.common.contracts import NoArguments, contract_actor
 from nightshift.common.contracts.users import (
     CLEANUP_EXPIRED_TOKENS,
     SEND_WELCOME_EMAIL,
     UPDATE_USER_STATISTICS,
-    NoArguments,
     UserRef,
 )
 from nightshift.common.db.engine import transaction
-from nightshift.common.settings import load_settings
 from nightshift.users import statistics, tokens, welcome
 from nightshift.users.settings import UsersSettings
-
-
-@cache
-def users_settings() -> UsersSettings:
-    return load_settings(UsersSettings)
 
 
 @contract_actor(SEND_WELCOME_EMAIL)
@@ -35,15 +25,15 @@ def send_welcome_email(payload: UserRef) -> None:
 @contract_actor(CLEANUP_EXPIRED_TOKENS)
 def cleanup_expired_tokens(payload: NoArguments) -> None:
     """Delete expired or revoked tokens and stale sessions in bounded batches."""
-    settings = users_settings()
+    settings = runtime.service_settings(UsersSettings)
     tokens.cleanup_expired_tokens(
-        runtime.engine(),
+        runtime.session_factory(),
         batch_size=settings.cleanup_batch_size,
-        session_retention=dt.timedelta(days=settings.session_retention_days),
+        session_retention=settings.session_retention(),
     )
 
 
 @contract_actor(UPDATE_USER_STATISTICS)
 def update_user_statistics(payload: NoArguments) -> None:
     """Recompute every user's counters set-based."""
-    statistics.update_user_statistics(runtime.engine())
+    statistics.update_user_statistics(runtime.session_factory())

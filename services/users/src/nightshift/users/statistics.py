@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, text
+from sqlalchemy import text
+from sqlalchemy.orm import Session, sessionmaker
+
+from nightshift.common.db.engine import transaction
 
 _RECOMPUTE = text(
     """
@@ -38,12 +41,12 @@ _RECOMPUTE = text(
 )
 
 
-def update_user_statistics(engine: Engine) -> int:
+def update_user_statistics(sessions: sessionmaker[Session]) -> int:
     """Recompute every user's counters; return how many rows changed.
 
     One ``INSERT … SELECT … ON CONFLICT`` over grouped subqueries: PostgreSQL
     hashes each table once instead of Python visiting each user. Rows whose
     counters did not change are not rewritten, so a second run writes nothing.
     """
-    with engine.begin() as connection:
-        return int(connection.execute(_RECOMPUTE).rowcount)  # type: ignore[attr-defined]
+    with transaction(sessions) as session:
+        return int(session.execute(_RECOMPUTE).rowcount)  # type: ignore[attr-defined]

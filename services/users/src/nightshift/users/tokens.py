@@ -5,7 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, text
+from sqlalchemy import TextClause, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from nightshift.common.db.engine import transaction
 
 _DELETE_TOKENS = text(
     """
@@ -36,7 +39,7 @@ class CleanupResult:
 
 
 def cleanup_expired_tokens(
-    engine: Engine, *, batch_size: int, session_retention: dt.timedelta, now: dt.datetime | None = None
+    sessions: sessionmaker[Session], *, batch_size: int, session_retention: dt.timedelta, now: dt.datetime | None = None
 ) -> CleanupResult:
     """Delete expired/revoked tokens and sessions idle past *session_retention*.
 
@@ -45,17 +48,19 @@ def cleanup_expired_tokens(
     cleanup. Running it twice deletes nothing the second time.
     """
     now = now or dt.datetime.now(dt.UTC)
-    tokens = _delete_in_batches(engine, _DELETE_TOKENS, {"now": now, "batch": batch_size})
-    sessions = _delete_in_batches(engine, _DELETE_SESSIONS, {"cutoff": now - session_retention, "batch": batch_size})
-    return CleanupResult(tokens[0], sessions[0], tokens[1] + sessions[1])
+    tokens = _delete_in_batches(sessions, _DELETE_TOKENS, {"now": now, "batch": batch_size})
+    stale = _delete_in_batches(sessions, _DELETE_SESSIONS, {"cutoff": now - session_retention, "batch": batch_size})
+    return CleanupResult(tokens[0], stale[0], tokens[1] + stale[1])
 
 
-def _delete_in_batches(engine: Engine, statement: object, params: dict[str, object]) -> tuple[int, int]:
+def _delete_in_batches(
+    sessions: sessionmaker[Session], statement: TextClause, params: dict[str, object]
+) -> tuple[int, int]:
     deleted = batches = 0
     batch = int(params["batch"])  # type: ignore[call-overload]
     while True:
-        with engine.begin() as connection:
-            count = connection.execute(statement, params).rowcount  # type: ignore[call-overload]
+        with transaction(sessions) as session:
+            count: int = session.execute(statement, params).rowcount  # type: ignore[attr-defined]
         deleted += count
         batches += 1
         if count < batch:

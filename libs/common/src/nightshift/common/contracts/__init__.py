@@ -20,9 +20,16 @@ from nightshift.common.lanes import Lane, queue_name
 
 
 class Payload(BaseModel):
-    """Base of every message payload: ids and non-personal facts, nothing else."""
+    """Base of every payload, an actor's and an event's: ids and non-personal facts, nothing else.
+
+    Unknown fields are refused and a parsed payload cannot be changed.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NoArguments(Payload):
+    """The payload of an actor that takes none (periodic maintenance jobs)."""
 
 
 PayloadT = TypeVar("PayloadT", bound=Payload)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from nightshift.common.contracts import Contract, Payload
-from nightshift.common.contracts.users import NoArguments
+from nightshift.common.contracts import Contract, NoArguments, Payload
 from nightshift.common.lanes import Lane
 
 

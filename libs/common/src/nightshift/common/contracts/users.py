@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-from nightshift.common.contracts import Contract, Payload
+from nightshift.common.contracts import Contract, NoArguments, Payload
 from nightshift.common.lanes import Lane
 
 
 class UserRef(Payload):
     user_id: int
-
-
-class NoArguments(Payload):
-    pass
 
 
 SEND_WELCOME_EMAIL = Contract("users", "send_welcome_email", Lane.HIGH, UserRef)

@@ -1,4 +1,10 @@
-"""Engines and sessions."""
+"""Engines, sessions and transactions.
+
+Logic functions take a ``sessionmaker[Session]`` named ``sessions`` and open
+their transactions with :func:`transaction`, or a ``Session`` when they must run
+inside their caller's transaction. Engines stay with the infrastructure (the
+record writer, the outbox relay, health checks).
+"""
 
 from __future__ import annotations
 
@@ -28,11 +34,16 @@ def make_engine(database_url: str, *, pool_size: int = 5, application_name: str 
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
+    """The sessionmaker logic functions are given (as their ``sessions`` parameter)."""
     return sessionmaker(engine, expire_on_commit=False)
 
 
 @contextmanager
-def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
-    """A session whose work commits on success and rolls back on error."""
-    with factory() as session, session.begin():
+def transaction(sessions: sessionmaker[Session]) -> Iterator[Session]:
+    """A session whose work commits on success and rolls back on error.
+
+    The one way logic functions open a transaction of their own; code that must
+    run inside its caller's transaction takes a ``Session`` instead.
+    """
+    with sessions() as session, session.begin():
         yield session

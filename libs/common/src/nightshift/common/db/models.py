@@ -1,9 +1,10 @@
-"""The schema: the social app's data and the platform's own tables.
+"""The schema: the social app's data that several services read, and the platform's own tables.
 
-Services own their rows but share these definitions, so a service reads what it
-needs (notifications reads a user's address and locale) without importing
-another service's code. Personal data (email, display name) lives only here,
-never in messages.
+Services share these definitions, so a service reads what it needs (a user's
+address and locale) without importing another service's code. A table that
+only one service writes lives in that service's ``models.py``, on this ``Base``,
+with an Alembic branch of its own. Personal data (email, display name) lives
+only in tables, never in messages.
 """
 
 from __future__ import annotations
@@ -125,25 +126,6 @@ class Comment(Base):
     author_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     body: Mapped[str] = mapped_column(Text, server_default="")
     created_at: Mapped[dt.datetime] = _now()
-
-
-# --- notifications -----------------------------------------------------------
-
-
-class EmailDelivery(Base):
-    """One row per email handed to the provider; the idempotency key makes it once."""
-
-    __tablename__ = "email_deliveries"
-
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
-    user_id: Mapped[int] = mapped_column(BigInteger, index=True)
-    template: Mapped[str] = mapped_column(String(64))
-    locale: Mapped[str] = mapped_column(String(10))
-    backend: Mapped[str] = mapped_column(String(16))
-    provider_message_id: Mapped[str | None] = mapped_column(String(200))
-    message_id: Mapped[str | None] = mapped_column(String(64))
-    sent_at: Mapped[dt.datetime] = _now()
 
 
 # --- platform ----------------------------------------------------------------

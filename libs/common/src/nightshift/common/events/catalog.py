@@ -10,15 +10,15 @@ from typing import Literal
 
 from pydantic import Field
 
-from nightshift.common.contracts import media, notifications, users
-from nightshift.common.events.spec import EventPayload, EventSpec, Subscriber
+from nightshift.common.contracts import Payload, media, notifications, users
+from nightshift.common.events.spec import EventSpec, Subscriber
 
 
-class UserRegistered(EventPayload):
+class UserRegistered(Payload):
     user_id: int = Field(gt=0)
 
 
-class NotificationRequested(EventPayload):
+class NotificationRequested(Payload):
     user_id: int = Field(gt=0)
     channel: Literal["email"] = "email"
     template: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
@@ -27,24 +27,24 @@ class NotificationRequested(EventPayload):
     urgency: Literal["high", "critical"] = "high"
 
 
-class MediaUploaded(EventPayload):
+class MediaUploaded(Payload):
     media_id: int = Field(gt=0)
 
 
-class MediaProcessed(EventPayload):
+class MediaProcessed(Payload):
     media_id: int = Field(gt=0)
     width: int = Field(gt=0)
     height: int = Field(gt=0)
     variants: list[str]
 
 
-class MediaFailed(EventPayload):
+class MediaFailed(Payload):
     media_id: int = Field(gt=0)
     #: A short code: too_large, unsupported_type, too_many_pixels, corrupt, missing.
     reason: str = Field(pattern=r"^[a-z][a-z_]*$", max_length=32)
 
 
-class PostDeleted(EventPayload):
+class PostDeleted(Payload):
     post_id: int = Field(gt=0)
 
 

@@ -6,15 +6,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
-from nightshift.common.contracts import Contract
-
-
-class EventPayload(BaseModel):
-    """Base of every event schema: ids and non-personal facts only."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
+from nightshift.common.contracts import Contract, Payload
 
 
 @dataclass(frozen=True)
@@ -47,6 +41,6 @@ class EventSpec:
 
     name: str
     version: int
-    schema: type[EventPayload]
+    schema: type[Payload]
     subscribers: tuple[Subscriber, ...]
     description: str = ""

@@ -17,14 +17,13 @@ from pathlib import Path
 
 from nightshift.common.db import migrate
 from nightshift.common.db.engine import make_engine, make_session_factory
-from nightshift.common.local.demo import register_demo_user
 from nightshift.common.local.embedded import EmbeddedPostgres, EmbeddedRedis, require_local_extra, runtime_dir_default
 from nightshift.common.processes import port_is_free, stop_on_signals
 from nightshift.common.service import ServiceSpec, installed_services, load_object
 from nightshift.common.settings import LOCAL_ENV_FILE
 from nightshift.common.supervision import SupervisedChild, restart_dead, stop_children
 
-#: Seconds between two demo registrations.
+#: Seconds between two rounds of demo traffic (each service spec's ``demo`` hook).
 DEMO_INTERVAL_S = 4.0
 #: Seconds a child is given to stop on Ctrl-C before it is killed.
 STOP_GRACE_S = 15.0
@@ -123,8 +122,6 @@ def _restart_dead(services: list[LocalService]) -> None:
 
 def _demo_tick(factory: object, demos: list[object]) -> None:
     try:
-        user_id = register_demo_user(factory)  # type: ignore[arg-type]
-        print(f"demo        user {user_id} registered -> welcome email on its way")
         for demo in demos:
             demo(factory)  # type: ignore[operator]
     except Exception as error:

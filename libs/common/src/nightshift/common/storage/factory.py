@@ -6,10 +6,10 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from pydantic import SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from nightshift.common.errors import ConfigurationError
-from nightshift.common.settings import LOCAL_ENV_FILE, CommonSettings, load_settings
+from nightshift.common.settings import CommonSettings, ServiceSettings, load_settings
 from nightshift.common.storage.base import Storage
 from nightshift.common.storage.local import LocalStorage
 from nightshift.common.storage.s3 import S3Storage
@@ -18,10 +18,10 @@ from nightshift.common.storage.s3 import S3Storage
 DEVELOPMENT_SIGNING_KEY = "nightshift-development-storage-signing-key"
 
 
-class StorageSettings(BaseSettings):
+class StorageSettings(ServiceSettings):
     """Storage secrets and link options (``STORAGE_URL`` itself is a common setting)."""
 
-    model_config = SettingsConfigDict(env_prefix="STORAGE_", env_file=LOCAL_ENV_FILE, extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(env_prefix="STORAGE_")
 
     #: Secret of the local backend's signed links; required in production.
     signing_key: SecretStr | None = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from nightshift.common import runtime
 from nightshift.common.errors import ConfigurationError
 from nightshift.notifications.mailers.base import Address, Email, Mailer
 from nightshift.notifications.mailers.outbox import OutboxMailer
@@ -11,7 +12,16 @@ from nightshift.notifications.mailers.sendgrid_api import SendGridMailer
 from nightshift.notifications.mailers.smtp import SmtpMailer
 from nightshift.notifications.settings import NotificationsSettings
 
-__all__ = ["Address", "Email", "Mailer", "OutboxMailer", "SendGridMailer", "SmtpMailer", "build_mailer"]
+__all__ = [
+    "Address",
+    "Email",
+    "Mailer",
+    "OutboxMailer",
+    "SendGridMailer",
+    "SmtpMailer",
+    "build_mailer",
+    "configured_mailer",
+]
 
 
 def build_mailer(settings: NotificationsSettings, *, outbox_dir: str | Path) -> Mailer:
@@ -44,3 +54,14 @@ def build_mailer(settings: NotificationsSettings, *, outbox_dir: str | Path) -> 
             timeout_s=settings.smtp_timeout_s,
         )
     return OutboxMailer(outbox_dir, sender=sender)
+
+
+def configured_mailer() -> Mailer:
+    """The mailer of this process's settings; built once through ``runtime.resource(configured_mailer)``.
+
+    Its clients are thread-safe, so every worker thread shares it.
+
+    Raises:
+      ConfigurationError: A setting the backend needs is missing.
+    """
+    return build_mailer(runtime.service_settings(NotificationsSettings), outbox_dir=runtime.settings().outbox_dir)

@@ -1,4 +1,4 @@
-"""foundation: users, posts, notifications and platform tables
+"""foundation: users, posts and platform tables
 
 Revision ID: 0001
 Revises:
@@ -18,21 +18,6 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.create_table(
-        "email_deliveries",
-        sa.Column("id", sa.BigInteger(), autoincrement=True, nullable=False),
-        sa.Column("idempotency_key", sa.String(length=200), nullable=False),
-        sa.Column("user_id", sa.BigInteger(), nullable=False),
-        sa.Column("template", sa.String(length=64), nullable=False),
-        sa.Column("locale", sa.String(length=10), nullable=False),
-        sa.Column("backend", sa.String(length=16), nullable=False),
-        sa.Column("provider_message_id", sa.String(length=200), nullable=True),
-        sa.Column("message_id", sa.String(length=64), nullable=True),
-        sa.Column("sent_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_email_deliveries")),
-        sa.UniqueConstraint("idempotency_key", name=op.f("uq_email_deliveries_idempotency_key")),
-    )
-    op.create_index(op.f("ix_email_deliveries_user_id"), "email_deliveries", ["user_id"], unique=False)
     op.create_table(
         "job_records",
         sa.Column("message_id", sa.UUID(), nullable=False),
@@ -230,5 +215,3 @@ def downgrade() -> None:
     op.drop_index("ix_job_records_status_updated", table_name="job_records")
     op.drop_index("ix_job_records_actor_updated", table_name="job_records")
     op.drop_table("job_records")
-    op.drop_index(op.f("ix_email_deliveries_user_id"), table_name="email_deliveries")
-    op.drop_table("email_deliveries")

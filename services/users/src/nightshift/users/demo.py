@@ -25,13 +25,18 @@ _LAST = (
 )
 
 
-def register_demo_user(factory: sessionmaker[Session]) -> int:
-    """Create a user and publish ``user.registered`` in the same transaction; return the id."""
-    with transaction(factory) as session:
+def tick(sessions: sessionmaker[Session]) -> int:
+    """Create a user and publish ``user.registered`` in the same transaction.
+
+    Returns:
+      The new user's id; its welcome email appears in the mail outbox.
+    """
+    with transaction(sessions) as session:
         name = f"{random.choice(_FIRST)} {random.choice(_LAST)}"
         user = User(email="pending@example.invalid", display_name=name, locale=random.choice(("en", "fr")))
         session.add(user)
         session.flush()
         user.email = f"demo+{user.id}@example.org"
         publish_in_transaction(session, "user.registered", {"user_id": user.id}, aggregate_id=f"user:{user.id}")
-        return user.id
+    print(f"demo        user {user.id} registered -> welcome email on its way")
+    return user.id
