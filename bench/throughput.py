@@ -384,8 +384,13 @@ class Driver:
         self.client.rename(KEYS.queue(QUEUE), STAGED_KEY)  # type: ignore[no-untyped-call]
         # Only the workers' heartbeats count from here on (bare Dramatiq's enqueue writes one).
         self.client.delete(KEYS.heartbeats())
+        # The workers' own logs go to a file beside the run, not into the report.
+        log = (self.cwd / f"{stack.replace(':', '_')}-workers.log").open("ab")
         workers = [
-            subprocess.Popen(self.worker_command(stack, threads), env=self.env, cwd=self.cwd) for _ in range(processes)
+            subprocess.Popen(
+                self.worker_command(stack, threads), env=self.env, cwd=self.cwd, stdout=log, stderr=subprocess.STDOUT
+            )
+            for _ in range(processes)
         ]
 
         def alive() -> None:
@@ -442,6 +447,7 @@ class Driver:
                 except subprocess.TimeoutExpired:
                     process.kill()
                     process.wait()
+            log.close()
         return result
 
 
