@@ -41,6 +41,7 @@ from nightshift.common.db.engine import make_engine
 from nightshift.common.db.models import JobRecord
 from nightshift.common.lanes import Lane
 from nightshift.common.processes import stop_processes, wait_for
+from nightshift.common.redis_keys import RedisKeys
 from nightshift.common.schedules import Schedule
 from nightshift.common.settings import with_redis_db
 from nightshift.scheduler.lease import LEASE_KEY
@@ -199,7 +200,7 @@ class Fire:
 def _messages(client: redis.Redis[bytes]) -> list[Fire]:
     """Every fire waiting in the benchmark's queue."""
     found = []
-    for body in client.hvals(f"dramatiq:{BEAT.queue_name}.msgs"):
+    for body in client.hvals(RedisKeys().messages(BEAT.queue_name)):
         data = json.loads(body)
         found.append(
             Fire(
@@ -214,7 +215,7 @@ def _messages(client: redis.Redis[bytes]) -> list[Fire]:
 
 def _count(client: redis.Redis[bytes], after: dt.datetime | None = None) -> int:
     if after is None:
-        return int(client.hlen(f"dramatiq:{BEAT.queue_name}.msgs"))
+        return int(client.hlen(RedisKeys().messages(BEAT.queue_name)))
     return sum(1 for m in _messages(client) if m.scheduled_for >= after)
 
 

@@ -2,29 +2,39 @@
 
 Three measurements, each in fresh subprocesses so no state leaks between stacks:
 
-* **drain throughput** — for each run and each stack (alternating), *N* no-op
-  messages are enqueued first, then a worker process starts (same processes and
-  threads for every stack) and the clock runs from the moment it is told to go
-  until the queue and its ack sets are empty (``LLEN`` and ``HLEN <q>.msgs`` at
-  0, polled every few milliseconds — the actor itself does nothing). The
-  worker process's CPU time per message is reported beside it: on a shared
-  machine it is steadier than wall time and shows what each stack costs. For
-  Nightshift, the time until every job record and audit row is in PostgreSQL
-  is reported too (the records are written in batches behind the hot path);
+* **drain throughput, as deployed** — for each run and each stack (alternating),
+  *N* no-op messages are enqueued through the stack's own broker (the enqueue
+  rate is reported) and set aside; then the workers start the way each stack
+  is deployed and, once every worker process is up and idle, the messages are
+  put back on the queue at once (``RENAME``). Nightshift's side is
+  :func:`nightshift.common.worker.run_worker` — the function ``nightshift run
+  <service>`` calls in production — on a bench-only service spec
+  (:mod:`bench.noop_service`): every lane's queue and delay queue, the health
+  server, the outbox relay, liveness, job records and audit rows in PostgreSQL,
+  production's middleware stack and settings. Bare Dramatiq's side is its own
+  ``dramatiq`` command (:mod:`bench.bare_dramatiq`) with the same processes and
+  threads. Both use the same client stack (redis-py with hiredis). Reported:
+  the *steady rate* (messages per second while the backlog goes from 75 % to
+  10 % of *N*, which leaves out start-up and Dramatiq's idle back-off), the
+  *drain rate* (*N* over the time from putting the messages back until the
+  queue and every ack set are empty), and the workers' CPU time per message,
+  read from ``/proc`` for every process of each worker (for Nightshift, until
+  every job record and audit row is written — which is checked after each run);
 * **idle pickup** — an idle worker, one message at a time after a random pause:
   the time from just before the send until the actor starts (the actor stores
   ``time.time()`` in Redis);
 * **publish latency** — ``nightshift.common.events.publish("user.registered", …)``
   call by call, next to a bare Dramatiq ``send()``.
 
-Stacks: ``nightshift`` is ``build_broker(settings)``, the full middleware list
-(job records, tracing, metrics, retries, dead-letter reasons, liveness); ``dramatiq``
-is ``RedisBroker(url=…)`` with Dramatiq's default middleware. For profiling,
-``nightshift-without-A+B`` drops the middleware classes named A and B,
-``nightshift-broker`` is Nightshift's broker with Dramatiq's default middleware, and a
-``:otlp`` suffix traces with the OpenTelemetry SDK, spans encoded as OTLP and
-discarded (without it, as in a deployment with no ``OTEL_EXPORTER_OTLP_ENDPOINT``,
-the tracing middleware runs against OpenTelemetry's no-op tracer).
+Stacks: ``nightshift`` is the deployed worker above (its enqueue side is
+``build_broker(settings)``); ``dramatiq`` is ``RedisBroker(url=…)`` with
+Dramatiq's default middleware. For profiling, ``nightshift-without-A+B`` drops
+the middleware classes named A and B (WorkerLiveness cannot be dropped from a
+deployed worker), and a ``:otlp`` suffix traces with the OpenTelemetry SDK,
+spans encoded as OTLP and discarded (without it, as in a deployment with no
+``OTEL_EXPORTER_OTLP_ENDPOINT``, the tracing middleware runs against
+OpenTelemetry's no-op tracer). For the latency measurements only,
+``nightshift-broker`` is Nightshift's broker with Dramatiq's default middleware.
 
 Run it with ``python -m bench.throughput`` (``--help`` for the sizes).
 """
@@ -49,20 +59,33 @@ from dramatiq.brokers.redis import RedisBroker
 from sqlalchemy import Engine, text
 
 from bench._common import ROOT, WORKDIR, Servers, header, median, percentile, servers
+from bench.noop_service import NOOP, SERVICE, Nothing
 from nightshift.common.db.engine import make_engine
+from nightshift.common.redis_keys import RedisKeys
 
 #: The queue every benchmark message goes to.
-QUEUE = "bench_normal"
+QUEUE = NOOP.queue_name
 
-#: Control lists, on the broker's Redis database, outside Dramatiq's namespace.
-READY_KEY = "bench:ready"
-GO_KEY = "bench:go"
-STOP_KEY = "bench:stop"
+#: The broker's key names (Nightshift and bare Dramatiq share Dramatiq's default namespace).
+KEYS = RedisKeys()
+
+#: Where the enqueued messages' ids wait while the workers start (outside Dramatiq's namespace).
+STAGED_KEY = "bench:staged"
+
+#: The list the stamping actor pushes its start times to.
 STAMPS_KEY = "bench:stamps"
-CPU_KEY = "bench:cpu"
 
 #: How often the drained condition is polled.
 POLL_INTERVAL_S = 0.005
+
+#: The steady rate is measured while the backlog falls from this share of the messages…
+STEADY_FROM = 0.75
+
+#: …to this one.
+STEADY_TO = 0.10
+
+#: Once every worker process is up, it idles this long before the messages come back.
+SETTLE_S = 1.0
 
 #: The stacks compared by default.
 DEFAULT_STACKS = ("nightshift", "dramatiq")
@@ -71,34 +94,24 @@ DEFAULT_STACKS = ("nightshift", "dramatiq")
 # --- the stacks -----------------------------------------------------------------------
 
 
-def make_broker(stack: str) -> dramatiq.Broker:
-    """Build *stack*'s broker from the environment and make it Dramatiq's global broker.
+def apply_variant(stack: str) -> str:
+    """Set this process up for *stack*'s variant; return the stack's base name.
+
+    A ``:otlp`` suffix installs the discarding OTLP exporter; ``nightshift-without-A+B``
+    drops the middleware classes A and B from the stack ``build_broker`` declares.
 
     Raises:
-      ValueError: For an unknown stack name.
+      ValueError: For an unknown feature or stack name.
     """
     from nightshift.common import broker as nightshift_broker
-    from nightshift.common.encoder import install_encoder
-    from nightshift.common.redis_broker import NightshiftRedisBroker
-    from nightshift.common.runtime import settings
 
     stack, _, feature = stack.partition(":")
     if feature == "otlp":
         install_discarding_otlp()
     elif feature:
         raise ValueError(f"unknown feature {feature!r}: only :otlp is known")
-    if stack == "dramatiq":
-        broker = RedisBroker(url=settings().broker_url)  # type: ignore[no-untyped-call]
-        dramatiq.set_broker(broker)
-        return broker
-    if stack == "nightshift-broker":
-        # Nightshift's consumer with Dramatiq's own middleware: the broker's share alone.
-        from dramatiq.middleware import default_middleware
-
-        install_encoder()
-        broker = NightshiftRedisBroker(url=settings().broker_url, middleware=[m() for m in default_middleware])
-        dramatiq.set_broker(broker)
-        return broker
+    if stack in {"dramatiq", "nightshift-broker"}:
+        return stack
     base, _, dropped = stack.partition("-without-")
     if base != "nightshift":
         raise ValueError(
@@ -112,6 +125,33 @@ def make_broker(stack: str) -> dramatiq.Broker:
             return [m for m in full_stack(*args, **kwargs) if type(m).__name__ not in names]
 
         nightshift_broker.middleware_stack = reduced  # type: ignore[assignment]
+    return base
+
+
+def make_broker(stack: str) -> dramatiq.Broker:
+    """Build *stack*'s broker from the environment and make it Dramatiq's global broker.
+
+    Raises:
+      ValueError: For an unknown stack name.
+    """
+    from nightshift.common import broker as nightshift_broker
+    from nightshift.common.encoder import install_encoder
+    from nightshift.common.redis_broker import NightshiftRedisBroker
+    from nightshift.common.runtime import settings
+
+    base = apply_variant(stack)
+    if base == "dramatiq":
+        broker = RedisBroker(url=settings().broker_url)  # type: ignore[no-untyped-call]
+        dramatiq.set_broker(broker)
+        return broker
+    if base == "nightshift-broker":
+        # Nightshift's consumer with Dramatiq's own middleware: the broker's share alone.
+        from dramatiq.middleware import default_middleware
+
+        install_encoder()
+        broker = NightshiftRedisBroker(url=settings().broker_url, middleware=[m() for m in default_middleware])
+        dramatiq.set_broker(broker)
+        return broker
     return nightshift_broker.build_broker(settings())
 
 
@@ -155,45 +195,44 @@ def control_client(url: str | None = None) -> redis.Redis[bytes]:
     return redis.Redis.from_url(url or os.environ["BENCH_BROKER_URL"], socket_timeout=None)
 
 
-def close_broker(broker: dramatiq.Broker) -> None:
-    writer = getattr(broker, "record_writer", None)
-    if writer is not None:
-        writer.close()
-    broker.close()
-
-
 # --- subprocess roles -----------------------------------------------------------------
 
 
 def role_enqueue(stack: str, messages: int) -> None:
     """Enqueue *messages* no-op messages through *stack*'s broker (records included)."""
-    broker = make_broker(stack)
-    control = control_client()
-    noop = declare_actors(broker, control)["noop"]
+    if stack.startswith("dramatiq"):
+        from bench import bare_dramatiq
+
+        broker: dramatiq.Broker = bare_dramatiq.broker
+
+        def send() -> None:
+            bare_dramatiq.bench_noop.send()
+    else:
+        broker = make_broker(stack)
+        nothing = Nothing()
+
+        def send() -> None:
+            NOOP.send(nothing, broker=broker)
+
     started = time.perf_counter()
     for _ in range(messages):
-        noop.send()
+        send()
     elapsed = time.perf_counter() - started
-    close_broker(broker)
+    broker.close()
     print(json.dumps({"enqueue_per_s": messages / elapsed}))
 
 
-def role_worker(stack: str, threads: int) -> None:
-    """Get ready, wait for the go, consume until told to stop."""
-    broker = make_broker(stack)
-    control = control_client()
-    declare_actors(broker, control)
-    control.rpush(READY_KEY, os.getpid())
-    if control.blpop([GO_KEY], timeout=120) is None:
-        raise SystemExit("no go signal within 120 s")
-    cpu_at_go = time.process_time()
-    worker = dramatiq.Worker(broker, queues={QUEUE}, worker_threads=threads)
-    worker.start()
-    control.blpop([STOP_KEY], timeout=900)
-    # CPU of every thread of the process (consumer, workers, records writer, liveness).
-    control.rpush(CPU_KEY, repr(time.process_time() - cpu_at_go))
-    worker.stop(timeout=10_000)
-    close_broker(broker)
+def role_serve(stack: str, threads: int) -> None:
+    """Run the bench service's worker as production does, until SIGTERM.
+
+    Raises:
+      ValueError: For a stack that is not a deployed Nightshift worker.
+    """
+    from nightshift.common.worker import run_worker
+
+    if apply_variant(stack) != "nightshift":
+        raise ValueError(f"{stack!r} is not a Nightshift worker stack")
+    sys.exit(run_worker(SERVICE, threads=threads, health_port=0))
 
 
 def role_pickup(stack: str, threads: int, count: int) -> None:
@@ -215,7 +254,7 @@ def role_pickup(stack: str, threads: int, count: int) -> None:
             raise SystemExit("a stamp message was not processed within 10 s")
         latencies_ms.append((float(popped[1]) - sent) * 1000)
     worker.stop(timeout=10_000)
-    close_broker(broker)
+    broker.close()
     print(json.dumps({"latencies_ms": latencies_ms}))
 
 
@@ -241,15 +280,40 @@ def role_publish(stack: str, count: int) -> None:
         started = time.perf_counter_ns()
         call(user_id)
         latencies_ms.append((time.perf_counter_ns() - started) / 1e6)
-    close_broker(broker)
+    broker.close()
     print(json.dumps({"latencies_ms": latencies_ms}))
 
 
 # --- the driver -----------------------------------------------------------------------
 
 
+def process_tree_cpu_s(roots: Sequence[int]) -> float:
+    """CPU seconds (user + system, every thread) of *roots* and their live descendants, from ``/proc``."""
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    ticks = os.sysconf("SC_CLK_TCK")
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # The command name may hold spaces and parentheses: split after its last ")".
+        fields = stat[stat.rindex(")") + 2 :].split()
+        parents[int(entry.name)] = int(fields[1])
+        times[int(entry.name)] = (int(fields[11]) + int(fields[12])) / ticks
+    tree = set(roots)
+    grew = True
+    while grew:
+        children = {pid for pid, parent in parents.items() if parent in tree and pid not in tree}
+        tree |= children
+        grew = bool(children)
+    return sum(times.get(pid, 0.0) for pid in tree)
+
+
 class Driver:
-    """Runs the subprocesses and watches Redis and PostgreSQL from outside."""
+    """Runs the subprocesses and watches Redis, PostgreSQL and ``/proc`` from outside."""
 
     def __init__(self, servers: Servers) -> None:
         from nightshift.common.settings import with_redis_db
@@ -266,6 +330,21 @@ class Driver:
     def command(self, role: str, *args: object) -> list[str]:
         return [sys.executable, "-m", "bench.throughput", role, *(str(a) for a in args)]
 
+    def worker_command(self, stack: str, threads: int) -> list[str]:
+        """How *stack*'s worker process is started: the way it is deployed."""
+        if stack.startswith("dramatiq"):
+            return [
+                sys.executable,
+                "-m",
+                "dramatiq",
+                "bench.bare_dramatiq",
+                "--processes",
+                "1",
+                "--threads",
+                str(threads),
+            ]
+        return self.command("_serve", stack, threads)
+
     def run_json(self, role: str, *args: object) -> dict[str, Any]:
         done = subprocess.run(
             self.command(role, *args), env=self.env, cwd=self.cwd, capture_output=True, text=True, check=False
@@ -280,60 +359,95 @@ class Driver:
         with self.engine.begin() as connection:
             connection.execute(text("TRUNCATE job_records, task_audit"))
 
-    def queue_empty(self) -> bool:
+    def backlog(self) -> tuple[int, int]:
+        """Messages ready on the queue, and messages stored but not yet acked (ready or fetched)."""
         pipe = self.client.pipeline(transaction=False)
-        pipe.llen(f"dramatiq:{QUEUE}")
-        pipe.hlen(f"dramatiq:{QUEUE}.msgs")
-        ready, outstanding = pipe.execute()
-        return bool(ready == 0 and outstanding == 0)
+        pipe.llen(KEYS.queue(QUEUE))
+        pipe.hlen(KEYS.messages(QUEUE))
+        ready, stored = pipe.execute()
+        return int(ready), int(stored)
 
-    def audit_rows(self) -> int:
+    def records(self) -> tuple[int, int]:
+        """Audit rows, and job records whose status is ``done``."""
         with self.engine.connect() as connection:
-            return int(connection.execute(text("SELECT count(*) FROM task_audit")).scalar_one())
+            audit = connection.execute(text("SELECT count(*) FROM task_audit")).scalar_one()
+            done = connection.execute(text("SELECT count(*) FROM job_records WHERE status = 'done'")).scalar_one()
+        return int(audit), int(done)
 
     def drain(self, stack: str, messages: int, processes: int, threads: int) -> dict[str, float]:
-        """One drain run: enqueue, start the workers, time until the queue is empty."""
+        """One drain run: enqueue and set aside, start the workers, put the messages back, time the drain."""
         self.reset()
         enqueued = self.run_json("_enqueue", stack, messages)
-        queued = int(self.client.llen(f"dramatiq:{QUEUE}"))
+        queued = int(self.client.llen(KEYS.queue(QUEUE)))
         if queued != messages:
             raise RuntimeError(f"expected {messages} queued messages, found {queued}")
+        self.client.rename(KEYS.queue(QUEUE), STAGED_KEY)  # type: ignore[no-untyped-call]
+        # Only the workers' heartbeats count from here on (bare Dramatiq's enqueue writes one).
+        self.client.delete(KEYS.heartbeats())
+        # The workers' own logs go to a file beside the run, not into the report.
+        log = (self.cwd / f"{stack.replace(':', '_')}-workers.log").open("ab")
         workers = [
-            subprocess.Popen(self.command("_worker", stack, threads), env=self.env, cwd=self.cwd)
+            subprocess.Popen(
+                self.worker_command(stack, threads), env=self.env, cwd=self.cwd, stdout=log, stderr=subprocess.STDOUT
+            )
             for _ in range(processes)
         ]
+
+        def alive() -> None:
+            if any(process.poll() is not None for process in workers):
+                raise RuntimeError("a worker process exited during the run")
+
         try:
-            for _ in range(processes):
-                if self.client.blpop([READY_KEY], timeout=120) is None:
-                    raise RuntimeError("a worker did not get ready within 120 s")
-            started = time.perf_counter()
-            self.client.rpush(GO_KEY, *["go"] * processes)
+
+            def ready() -> bool:
+                alive()
+                return int(self.client.zcard(KEYS.heartbeats())) >= processes
+
+            wait_until(ready, timeout_s=120, interval_s=0.05)
+            time.sleep(SETTLE_S)
+            pids = [process.pid for process in workers]
+            cpu_at_go = process_tree_cpu_s(pids)
+            with self.client.pipeline(transaction=True) as pipe:
+                pipe.rename(STAGED_KEY, KEYS.queue(QUEUE))
+                pipe.rpush(KEYS.wake(QUEUE), *["1"] * processes)
+                pipe.execute()
+            go = time.perf_counter()
+            marks: dict[str, float] = {}
 
             def drained() -> bool:
-                if any(process.poll() is not None for process in workers):
-                    raise RuntimeError("a worker process exited before the queue was drained")
-                return self.queue_empty()
+                alive()
+                ready_count, stored = self.backlog()
+                now = time.perf_counter()
+                if stored <= messages * STEADY_FROM:
+                    marks.setdefault("from", now)
+                if stored <= messages * STEADY_TO:
+                    marks.setdefault("to", now)
+                return ready_count == 0 and stored == 0
 
             wait_until(drained, timeout_s=600, interval_s=POLL_INTERVAL_S)
             finished = time.perf_counter()
             result = {
-                "msgs_per_s": messages / (finished - started),
-                "seconds": finished - started,
+                "steady_msgs_per_s": messages * (STEADY_FROM - STEADY_TO) / (marks["to"] - marks["from"]),
+                "msgs_per_s": messages / (finished - go),
+                "seconds": finished - go,
                 "enqueue_per_s": enqueued["enqueue_per_s"],
             }
-            if stack.startswith("nightshift") and "JobRecords" not in stack and stack != "nightshift-broker":
-                wait_until(lambda: self.audit_rows() >= messages, timeout_s=120, interval_s=0.02)
+            if stack.startswith("nightshift") and "JobRecords" not in stack:
+                # Every message has its audit row and its job record, done: checked after each run.
+                wait_until(lambda: self.records() == (messages, messages), timeout_s=120, interval_s=0.02)
                 result["records_lag_s"] = time.perf_counter() - finished
+            result["worker_cpu_us_per_msg"] = (process_tree_cpu_s(pids) - cpu_at_go) / messages * 1e6
         finally:
-            self.client.rpush(STOP_KEY, *["stop"] * processes)
+            for process in workers:
+                if process.poll() is None:
+                    process.send_signal(signal.SIGTERM)
             for process in workers:
                 try:
                     process.wait(timeout=60)
                 except subprocess.TimeoutExpired:
                     process.kill()
                     process.wait()
-        cpu_seconds = sum(float(value) for value in self.client.lrange(CPU_KEY, 0, -1))
-        result["worker_cpu_us_per_msg"] = cpu_seconds / messages * 1e6
+            log.close()
         return result
 
 
@@ -343,6 +457,11 @@ def wait_until(predicate: Callable[[], bool], *, timeout_s: float, interval_s: f
         if time.perf_counter() > deadline:
             raise TimeoutError(f"not done within {timeout_s} s")
         time.sleep(interval_s)
+
+
+def load_average() -> str:
+    """The machine's 1-, 5- and 15-minute load averages (other work shares the cores)."""
+    return " ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
 def latency_line(name: str, latencies_ms: list[float]) -> str:
@@ -357,7 +476,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--messages", type=int, default=20_000, help="messages drained per run")
     parser.add_argument("--runs", type=int, default=5, help="drain runs per stack")
-    parser.add_argument("--processes", type=int, default=1, help="worker processes per stack")
+    parser.add_argument("--processes", type=int, default=2, help="worker processes per stack")
     parser.add_argument("--threads", type=int, default=8, help="worker threads per process")
     parser.add_argument("--stacks", default=",".join(DEFAULT_STACKS), help="comma-separated stacks")
     parser.add_argument("--pickups", type=int, default=50, help="idle pickups timed per stack (0: skip)")
@@ -370,10 +489,10 @@ def main(argv: list[str] | None = None) -> int:
 
     with servers("throughput") as running:
         driver = Driver(running)
-        print(header("Throughput: Nightshift vs bare Dramatiq"))
+        print(header("Throughput: Nightshift's deployed worker vs bare Dramatiq"))
         print(
             f"  {options.messages} no-op messages per run, {options.runs} runs per stack, "
-            f"{options.processes} process(es) x {options.threads} threads"
+            f"{options.processes} process(es) x {options.threads} threads; load average {load_average()}"
         )
         raw: dict[str, Any] = {"drain": {s: [] for s in stacks}}
         for run in range(options.runs):
@@ -387,23 +506,38 @@ def main(argv: list[str] | None = None) -> int:
                     else ""
                 )
                 print(
-                    f"  run {run + 1} {stack:<32} {result['msgs_per_s']:9.0f} msgs/s, "
-                    f"worker CPU {result['worker_cpu_us_per_msg']:4.0f} us/msg ({result['seconds']:.2f} s{lag})"
+                    f"  run {run + 1} {stack:<24} steady {result['steady_msgs_per_s']:6.0f} msgs/s, "
+                    f"drain {result['msgs_per_s']:6.0f} msgs/s ({result['seconds']:.2f} s), "
+                    f"worker CPU {result['worker_cpu_us_per_msg']:4.0f} us/msg, "
+                    f"enqueue {result['enqueue_per_s']:5.0f} msgs/s{lag}; load average {load_average()}",
+                    flush=True,
                 )
 
         if options.runs:
-            medians = {s: median([r["msgs_per_s"] for r in raw["drain"][s]]) for s in stacks}
-            print("\nMedian drain throughput")
-            baseline = medians.get("dramatiq")
-            for stack, value in medians.items():
-                ratio = f"  ratio to dramatiq {value / baseline:.2f}" if baseline else ""
-                enqueue = median([r["enqueue_per_s"] for r in raw["drain"][stack]])
-                cpu = median([r["worker_cpu_us_per_msg"] for r in raw["drain"][stack]])
-                print(
-                    f"  {stack:<32} {value:9.0f} msgs/s{ratio}   worker CPU {cpu:.0f} us/msg   "
-                    f"(enqueue {enqueue:.0f} msgs/s)"
+            print("\nMedians (ratios to dramatiq from the same interleaved runs)")
+            summary: dict[str, dict[str, float]] = {}
+            for stack in stacks:
+                runs = raw["drain"][stack]
+                summary[stack] = {
+                    key: median([r[key] for r in runs])
+                    for key in ("steady_msgs_per_s", "msgs_per_s", "worker_cpu_us_per_msg", "enqueue_per_s")
+                }
+            base = summary.get("dramatiq")
+            for stack, values in summary.items():
+                ratios = (
+                    f"  ratios: steady {values['steady_msgs_per_s'] / base['steady_msgs_per_s']:.2f}, "
+                    f"drain {values['msgs_per_s'] / base['msgs_per_s']:.2f}, "
+                    f"CPU/msg {values['worker_cpu_us_per_msg'] / base['worker_cpu_us_per_msg']:.2f}"
+                    if base
+                    else ""
                 )
-            raw["medians"] = medians
+                print(
+                    f"  {stack:<24} steady {values['steady_msgs_per_s']:6.0f} msgs/s   "
+                    f"drain {values['msgs_per_s']:6.0f} msgs/s   "
+                    f"worker CPU {values['worker_cpu_us_per_msg']:4.0f} us/msg   "
+                    f"enqueue {values['enqueue_per_s']:5.0f} msgs/s{ratios}"
+                )
+            raw["medians"] = summary
 
         if options.pickups:
             print("\nIdle pickup latency (send -> actor starts)")
@@ -435,10 +569,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def dispatch(argv: list[str]) -> int:
-    """Run a subprocess role (``_enqueue``, ``_worker``, ``_pickup``, ``_publish``) or the driver."""
+    """Run a subprocess role (``_enqueue``, ``_serve``, ``_pickup``, ``_publish``) or the driver."""
     roles: dict[str, Callable[..., None]] = {
         "_enqueue": lambda stack, n: role_enqueue(stack, int(n)),
-        "_worker": lambda stack, threads: role_worker(stack, int(threads)),
+        "_serve": lambda stack, threads: role_serve(stack, int(threads)),
         "_pickup": lambda stack, threads, n: role_pickup(stack, int(threads), int(n)),
         "_publish": lambda stack, n: role_publish(stack, int(n)),
     }

@@ -94,7 +94,6 @@ def broker(env: CommonSettings, redis_client: redis.Redis[bytes], clean_db: Engi
         actor.broker = broker
         broker.declare_actor(actor)
     yield broker
-    broker.record_writer.close()
     broker.close()
 
 

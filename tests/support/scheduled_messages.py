@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 import redis
 
+from nightshift.common.redis_keys import RedisKeys
+
 
 @dataclass(frozen=True)
 class ScheduledMessage:
@@ -22,7 +24,7 @@ class ScheduledMessage:
 def scheduled_messages(client: redis.Redis[bytes], queue: str) -> list[ScheduledMessage]:
     """Every message waiting in *queue* (the broker's ``<queue>.msgs`` hash), oldest fire first."""
     found = []
-    for body in client.hvals(f"dramatiq:{queue}.msgs"):
+    for body in client.hvals(RedisKeys().messages(queue)):
         data = json.loads(body)
         options = data["options"]
         found.append(

@@ -7,6 +7,7 @@ import redis
 
 from nightshift.common.contracts.users import SEND_WELCOME_EMAIL
 from nightshift.common.redis_broker import NightshiftRedisBroker
+from nightshift.common.redis_keys import RedisKeys
 from tests.support.processes import nightshift
 
 pytestmark = pytest.mark.integration
@@ -22,7 +23,7 @@ def test_migrate_twice_is_a_no_op(broker: NightshiftRedisBroker) -> None:
 def test_status_shows_ready_and_dead_messages(broker: NightshiftRedisBroker, redis_client: redis.Redis[bytes]) -> None:
     for user_id in (1, 2, 3):
         SEND_WELCOME_EMAIL.send({"user_id": user_id}, broker=broker)
-    redis_client.zadd("dramatiq:users_low.XQ", {"dead-1": 1})
+    redis_client.zadd(RedisKeys().dead("users_low"), {"dead-1": 1})
     broker.record_writer.flush()
 
     result = nightshift("status")

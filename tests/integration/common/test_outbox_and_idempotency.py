@@ -13,13 +13,17 @@ from nightshift.common.errors import InvalidEvent
 from nightshift.common.idempotency import claim
 from nightshift.common.outbox import OutboxRelay, publish_in_transaction
 from nightshift.common.redis_broker import NightshiftRedisBroker
+from nightshift.common.redis_keys import RedisKeys
 
 pytestmark = pytest.mark.integration
 
+#: The broker's key names (the default namespace, as every Nightshift broker uses).
+KEYS = RedisKeys()
+
 
 def _queued(client: redis.Redis[bytes], queue: str) -> list[Message[object]]:
-    ids = client.lrange(f"dramatiq:{queue}", 0, -1)
-    bodies = client.hmget(f"dramatiq:{queue}.msgs", ids) if ids else []
+    ids = client.lrange(KEYS.queue(queue), 0, -1)
+    bodies = client.hmget(KEYS.messages(queue), ids) if ids else []
     return [Message.decode(body) for body in bodies if body]
 
 
@@ -31,7 +35,7 @@ def test_rolled_back_events_are_never_sent(
         session.rollback()
 
     assert OutboxRelay(clean_db, broker).drain() == 0
-    assert redis_client.llen("dramatiq:users_high") == 0
+    assert redis_client.llen(KEYS.queue("users_high")) == 0
 
 
 def test_committed_events_are_relayed_once_in_order(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import redis
 
+from nightshift.common.redis_keys import RedisKeys
 from nightshift.common.settings import CommonSettings
 from tests.support.processes import nightshift
 
@@ -38,4 +39,4 @@ def test_a_valid_event_is_enqueued_once_per_subscriber(env: CommonSettings, redi
 
     assert result.returncode == 0, result.stderr
     assert "send_welcome_email -> users_high" in result.stdout
-    assert redis_client.llen("dramatiq:users_high") == 1
+    assert redis_client.llen(RedisKeys().queue("users_high")) == 1

@@ -104,8 +104,8 @@ def test_poison_messages_are_dead_lettered_and_the_worker_keeps_going(
     )
     broker.enqueue(unknown)
     # A body that is not a Dramatiq message at all, written the way the broker would store one.
-    redis_client.hset(f"dramatiq:{QUEUE}.msgs", "garbage-1", b"\xff\xfenot json")
-    redis_client.rpush(f"dramatiq:{QUEUE}", "garbage-1")
+    redis_client.hset(broker.keys.messages(QUEUE), "garbage-1", b"\xff\xfenot json")
+    redis_client.rpush(broker.keys.queue(QUEUE), "garbage-1")
     after = well_behaved.send("after-poison")
 
     wait_for(lambda: "after-poison" in ATTEMPTS, what="the next message processed")

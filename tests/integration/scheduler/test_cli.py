@@ -14,6 +14,7 @@ from nightshift.common.cli import main
 from nightshift.common.db.models import JobRecord
 from nightshift.common.processes import wait_for
 from nightshift.common.redis_broker import NightshiftRedisBroker
+from nightshift.common.redis_keys import RedisKeys
 from nightshift.scheduler.models import ScheduleEvent, ScheduleRow
 
 
@@ -68,7 +69,7 @@ def test_run_now_enqueues_once_and_list_shows_its_outcome(
 
     assert result.exit_code == 0, result.output
     message_id = result.output.split()[0]
-    queued = [json.loads(body) for body in redis_client.hvals("dramatiq:users_normal.msgs")]
+    queued = [json.loads(body) for body in redis_client.hvals(RedisKeys().messages("users_normal"))]
     assert [(m["message_id"], m["actor_name"]) for m in queued] == [(message_id, "update_user_statistics")]
     with Session(clean_db) as session:
         record = wait_for(lambda: session.get(JobRecord, message_id), what="the job record")

@@ -85,7 +85,7 @@ def publish(event: str, payload: str) -> None:
     configure_tracing("cli", otlp_endpoint=settings.otel_exporter_otlp_endpoint)
     broker = build_broker(settings)
     messages = publish_event(event, data, broker=broker)
-    broker.record_writer.close()
+    broker.close()
     for message in messages:
         click.echo(f"{message.message_id} {message.actor_name} -> {message.queue_name}")
 

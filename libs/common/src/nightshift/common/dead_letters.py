@@ -16,6 +16,7 @@ from dramatiq import Message
 from dramatiq.brokers.redis import RedisBroker
 
 from nightshift.common.records import PRIOR_ATTEMPTS, attempt_number
+from nightshift.common.redis_keys import RedisKeys
 
 #: How many characters of an exception message are kept as the reason.
 REASON_MAX_CHARS = 1000
@@ -33,8 +34,8 @@ class DeadLetter:
     reason: str
 
 
-def _reasons_key(broker: RedisBroker, queue_name: str) -> str:
-    return f"{broker.namespace}:{queue_name}.XQ.reasons"
+def _keys(broker: RedisBroker) -> RedisKeys:
+    return RedisKeys(broker.namespace)
 
 
 def record_reason(broker: RedisBroker, queue_name: str, redis_message_id: str, error_type: str, reason: str) -> None:
@@ -42,7 +43,7 @@ def record_reason(broker: RedisBroker, queue_name: str, redis_message_id: str, e
     entry = json.dumps(
         {"error_type": error_type, "reason": reason[:REASON_MAX_CHARS], "at_ms": int(time.time() * 1000)}
     )
-    key = _reasons_key(broker, queue_name)
+    key = _keys(broker).dead_reasons(queue_name)
     with broker.client.pipeline(transaction=False) as pipe:
         pipe.hset(key, redis_message_id, entry)
         pipe.pexpire(key, broker.dead_message_ttl)
@@ -51,13 +52,13 @@ def record_reason(broker: RedisBroker, queue_name: str, redis_message_id: str, e
 
 def list_dead_letters(broker: RedisBroker, queue_name: str, *, limit: int = 100) -> list[DeadLetter]:
     """The newest *limit* dead letters of *queue_name* with their reasons."""
-    xq = f"{broker.namespace}:{queue_name}.XQ"
-    entries = broker.client.zrevrange(xq, 0, limit - 1, withscores=True)
+    keys = _keys(broker)
+    entries = broker.client.zrevrange(keys.dead(queue_name), 0, limit - 1, withscores=True)
     if not entries:
         return []
     ids = [entry_id.decode() for entry_id, _ in entries]
-    bodies = broker.client.hmget(f"{xq}.msgs", ids)
-    reasons = broker.client.hmget(_reasons_key(broker, queue_name), ids)
+    bodies = broker.client.hmget(keys.dead_messages(queue_name), ids)
+    reasons = broker.client.hmget(keys.dead_reasons(queue_name), ids)
     letters = []
     for redis_id, (_, score), body, raw_reason in zip(ids, entries, bodies, reasons, strict=True):
         try:
@@ -78,8 +79,7 @@ def replay_dead_letter(broker: RedisBroker, queue_name: str, redis_message_id: s
     Returns:
       False when there is no such dead letter (or its body is undecodable).
     """
-    xq = f"{broker.namespace}:{queue_name}.XQ"
-    body = broker.client.hget(f"{xq}.msgs", redis_message_id)
+    body = broker.client.hget(_keys(broker).dead_messages(queue_name), redis_message_id)
     if body is None:
         return False
     try:
@@ -95,16 +95,16 @@ def replay_dead_letter(broker: RedisBroker, queue_name: str, redis_message_id: s
 
 def purge_dead_letters(broker: RedisBroker, queue_name: str) -> int:
     """Delete every dead letter of *queue_name*; return how many there were."""
-    xq = f"{broker.namespace}:{queue_name}.XQ"
-    count = int(broker.client.zcard(xq))
-    broker.client.delete(xq, f"{xq}.msgs", _reasons_key(broker, queue_name))
+    keys = _keys(broker)
+    count = int(broker.client.zcard(keys.dead(queue_name)))
+    broker.client.delete(keys.dead(queue_name), keys.dead_messages(queue_name), keys.dead_reasons(queue_name))
     return count
 
 
 def _forget(broker: RedisBroker, queue_name: str, redis_message_id: str) -> None:
-    xq = f"{broker.namespace}:{queue_name}.XQ"
+    keys = _keys(broker)
     with broker.client.pipeline(transaction=True) as pipe:
-        pipe.zrem(xq, redis_message_id)
-        pipe.hdel(f"{xq}.msgs", redis_message_id)
-        pipe.hdel(_reasons_key(broker, queue_name), redis_message_id)
+        pipe.zrem(keys.dead(queue_name), redis_message_id)
+        pipe.hdel(keys.dead_messages(queue_name), redis_message_id)
+        pipe.hdel(keys.dead_reasons(queue_name), redis_message_id)
         pipe.execute()

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 from dramatiq.brokers.redis import RedisBroker
 
+from nightshift.common.redis_keys import RedisKeys
+
 
 @dataclass(frozen=True)
 class QueueDepth:
@@ -24,13 +26,13 @@ class QueueDepth:
 
 def queue_depths(broker: RedisBroker, queues: list[str]) -> list[QueueDepth]:
     """Depth of each of *queues*, in one round trip."""
-    ns = broker.namespace
+    keys = RedisKeys(broker.namespace)
     with broker.client.pipeline(transaction=False) as pipe:
         for queue in queues:
-            pipe.llen(f"{ns}:{queue}")
-            pipe.hlen(f"{ns}:{queue}.msgs")
-            pipe.hlen(f"{ns}:{queue}.DQ.msgs")
-            pipe.zcard(f"{ns}:{queue}.XQ")
+            pipe.llen(keys.queue(queue))
+            pipe.hlen(keys.messages(queue))
+            pipe.hlen(keys.delayed_messages(queue))
+            pipe.zcard(keys.dead(queue))
         values = pipe.execute()
     depths = []
     for index, queue in enumerate(queues):
@@ -42,4 +44,5 @@ def queue_depths(broker: RedisBroker, queues: list[str]) -> list[QueueDepth]:
 def live_workers(broker: RedisBroker) -> int:
     """Worker processes that sent a heartbeat within the broker's heartbeat timeout."""
     now_ms = int(time.time() * 1000)
-    return int(broker.client.zcount(f"{broker.namespace}:__heartbeats__", now_ms - broker.heartbeat_timeout, "+inf"))
+    heartbeats = RedisKeys(broker.namespace).heartbeats()
+    return int(broker.client.zcount(heartbeats, now_ms - broker.heartbeat_timeout, "+inf"))

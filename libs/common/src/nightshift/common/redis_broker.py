@@ -9,6 +9,13 @@ Two things differ from :class:`dramatiq.brokers.redis.RedisBroker`:
   with its reason instead of breaking the consumer and stranding its
   neighbours in the ack set.
 
+Its consumer also keeps Dramatiq's consumer contract more strictly than
+Dramatiq's own: ``__next__`` returns ``None`` only when no message was
+available (never right after a fetch), and closing the consumer requeues
+everything it fetched but did not hand out, so a stopped worker leaves
+nothing in its ack sets. An idle wait never outlasts the client's
+``socket_timeout``.
+
 Maintenance (requeueing the messages of dead workers) is not left to chance
 here: :class:`nightshift.common.middleware.liveness.WorkerLiveness` runs it on a timer.
 """
@@ -27,6 +34,7 @@ from dramatiq.message import Message
 
 from nightshift.common import dead_letters
 from nightshift.common.errors import UndecodableMessage
+from nightshift.common.redis_keys import RedisKeys
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -39,6 +47,10 @@ WAKE_TOKENS = 32
 #: Delay-queue consumers hold delayed messages in memory and release them when
 #: due; they wait at most this long so an eta is never missed by more.
 DELAY_QUEUE_WAIT_MS = 100
+
+#: An idle wait lasts at most this share of the client's ``socket_timeout``,
+#: so Redis's reply (``BLPOP`` timing out) arrives before the socket gives up.
+SOCKET_TIMEOUT_SHARE = 0.5
 
 _ENQUEUE = """
 -- KEYS: queue list, queue messages hash, wake list
@@ -77,13 +89,19 @@ class NightshiftRedisBroker(RedisBroker):
 
     #: Set by :func:`nightshift.common.broker.build_broker`.
     metrics_registry: CollectorRegistry
+    #: Where the job records go; closed with the broker. Set by
+    #: :func:`nightshift.common.broker.build_broker` (absent on a bare broker).
     record_writer: RecordWriter
 
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("maintenance_chance", 0)
         super().__init__(**kwargs)
+        self.keys = RedisKeys(self.namespace)
         self._enqueue_script = self.client.register_script(_ENQUEUE)
         self._fetch_script = self.client.register_script(_FETCH)
+        socket_timeout = self.client.connection_pool.connection_kwargs.get("socket_timeout")
+        #: The longest idle wait the client's socket allows, in seconds (None: no limit).
+        self.max_wait_s: float | None = socket_timeout * SOCKET_TIMEOUT_SHARE if socket_timeout else None
 
     @property
     def consumer_class(self) -> type[_RedisConsumer]:
@@ -91,29 +109,59 @@ class NightshiftRedisBroker(RedisBroker):
 
     def key(self, name: str) -> str:
         """The Redis key of *name* in this broker's namespace."""
-        return f"{self.namespace}:{name}"
+        return self.keys.key(name)
+
+    def close(self) -> None:
+        """Flush and stop the record writer, then drop the Redis connections.
+
+        One call is enough at shutdown: the records buffered by this process are
+        written (or logged as lost) before it returns. The broker reconnects if
+        it is used again.
+        """
+        writer: RecordWriter | None = getattr(self, "record_writer", None)
+        if writer is not None:
+            writer.close()
+        self.client.connection_pool.disconnect()
 
     def do_enqueue(self, queue_name: str, message_id: str, data: bytes) -> None:
-        full = self.key(queue_name)
-        self._enqueue_script(keys=[full, f"{full}.msgs", f"{full}.wake"], args=[message_id, data, WAKE_TOKENS])
+        keys = self.keys
+        self._enqueue_script(
+            keys=[keys.queue(queue_name), keys.messages(queue_name), keys.wake(queue_name)],
+            args=[message_id, data, WAKE_TOKENS],
+        )
 
     def fetch(self, queue_name: str, count: int) -> list[tuple[str, bytes]]:
         """Move up to *count* message ids into this worker's ack set; return (id, body) pairs."""
-        full = self.key(queue_name)
-        acks = self.key(f"__acks__.{self.broker_id}.{queue_name}")
+        keys = self.keys
         flat = self._fetch_script(
-            keys=[full, f"{full}.msgs", acks, self.key("__heartbeats__")],
+            keys=[
+                keys.queue(queue_name),
+                keys.messages(queue_name),
+                keys.acks(self.broker_id, queue_name),
+                keys.heartbeats(),
+            ],
             args=[min(count, self._max_unpack_size()), self.broker_id, current_millis()],
         )
         return [(flat[i].decode(), flat[i + 1]) for i in range(0, len(flat), 2)]
 
     def wait_for_work(self, queue_name: str, timeout_ms: int) -> None:
-        """Block until something is enqueued on *queue_name* or *timeout_ms* passes."""
-        self.client.blpop([self.key(f"{queue_name}.wake")], timeout=max(timeout_ms, 1) / 1000)
+        """Block until something is enqueued on *queue_name* or *timeout_ms* passes.
+
+        The wait is cut to :data:`SOCKET_TIMEOUT_SHARE` of the client's
+        ``socket_timeout``; should Redis answer late anyway, the socket's
+        timeout counts as "no work yet", not as a broken connection.
+        """
+        timeout_s = max(timeout_ms, 1) / 1000
+        if self.max_wait_s is not None:
+            timeout_s = max(min(timeout_s, self.max_wait_s), 0.001)
+        try:
+            self.client.blpop([self.keys.wake(queue_name)], timeout=timeout_s)
+        except redis.TimeoutError:
+            self.logger.debug("Idle wait on %s outlasted the socket timeout.", queue_name)
 
     def heartbeat(self) -> None:
         """Tell other workers this process is alive."""
-        self.client.zadd(self.key("__heartbeats__"), {self.broker_id: current_millis()})
+        self.client.zadd(self.keys.heartbeats(), {self.broker_id: current_millis()})
 
     def recover(self, queue_name: str) -> None:
         """Requeue *queue_name* messages held by dead workers; expire old dead letters."""
@@ -142,26 +190,60 @@ class WakingConsumer(_RedisConsumer):  # type: ignore[misc]
         self._slot_freed.set()
 
     def __next__(self) -> MessageProxy | None:
+        """The next message, or None when none was available within the wait.
+
+        None is a point where Dramatiq's consumer thread may stop, so it is
+        never returned while a fetched message waits in :attr:`message_cache`.
+        """
         try:
-            while self.message_cache:
-                redis_id, body = self.message_cache.pop(0)
-                message = self._decode(redis_id, body)
-                if message is not None:
-                    self.queued_message_ids.add(message.message_id)
-                    return MessageProxy(message)
+            message = self._next_cached()
+            if message is not None:
+                return message
+            # Cleared before counting, so an ack landing in between still wakes the wait.
+            self._slot_freed.clear()
             free = self.prefetch - self.outstanding_message_count
             if free <= 0:
                 # Every prefetched message is still being worked on: wait for an
                 # ack to free a slot rather than asking Redis for more.
-                self._slot_freed.clear()
                 self._slot_freed.wait(self._wait_ms / 1000)
                 return None
             self.message_cache = self.broker.fetch(self.queue_name, free)
-            if not self.message_cache:
-                self.broker.wait_for_work(self.queue_name, self._wait_ms)
+            if self.message_cache:
+                # None only if every fetched body was undecodable (and dead-lettered).
+                return self._next_cached()
+            self.broker.wait_for_work(self.queue_name, self._wait_ms)
             return None
         except redis.ConnectionError as error:
             raise ConnectionClosed(error) from None
+
+    def close(self) -> None:
+        """Requeue, at once, every message fetched but not handed out.
+
+        Dramatiq requeues what its worker holds in memory when it stops; what
+        is still in this consumer's cache is only known here.
+
+        Raises:
+          ConnectionClosed: When Redis cannot be reached (the messages then
+            wait in the ack set for the recovery of dead workers' messages).
+        """
+        cached, self.message_cache = self.message_cache, []
+        if not cached:
+            return
+        redis_ids = [redis_id for redis_id, _ in cached]
+        self.logger.debug("Requeueing %d fetched message(s) on %s.", len(redis_ids), self.queue_name)
+        try:
+            self.broker.do_requeue(self.queue_name, *redis_ids)
+        except redis.ConnectionError as error:
+            raise ConnectionClosed(error) from None
+
+    def _next_cached(self) -> MessageProxy | None:
+        while self.message_cache:
+            redis_id, body = self.message_cache.pop(0)
+            message = self._decode(redis_id, body)
+            if message is not None:
+                self.queued_message_ids.add(message.message_id)
+                return MessageProxy(message)
+        return None
 
     def _decode(self, redis_id: str, body: bytes) -> Message[Any] | None:
         try:

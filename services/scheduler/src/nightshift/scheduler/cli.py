@@ -98,7 +98,6 @@ def run_now(name: str, by: str) -> None:
     try:
         message = enqueue_now(declared[name], broker=broker, sessions=runtime.session_factory(), by=by)
     finally:
-        broker.record_writer.close()
         broker.close()
     click.echo(f"{message.message_id} {message.actor_name} -> {message.queue_name}")
 

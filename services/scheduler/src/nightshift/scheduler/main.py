@@ -70,7 +70,6 @@ def run(spec: ServiceSpec) -> int:
         scheduler.run(stop)
     finally:
         lease.stop()
-        broker.record_writer.close()
         broker.close()
         health.stop()
         logger.info("Scheduler %s stopped.", lease.owner)
