@@ -21,9 +21,9 @@ from dramatiq import Message
 from dramatiq.broker import MessageProxy
 
 from nightshift.common.broker import build_broker
+from nightshift.common.processes import wait_for
 from nightshift.common.redis_broker import NightshiftRedisBroker
 from nightshift.common.settings import CommonSettings
-from nightshift.common.processes import wait_for
 
 pytestmark = pytest.mark.integration
 
