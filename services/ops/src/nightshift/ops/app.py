@@ -51,7 +51,7 @@ STATUS_OF: tuple[tuple[type[Exception], int], ...] = (
 def default_context() -> OpsContext:
     """The context of a real process: everything from the environment."""
     settings = runtime.settings()
-    return OpsContext(
+    return OpsContext.build(
         settings=settings,
         options=runtime.service_settings(OpsSettings),
         sessions=runtime.session_factory(),

@@ -40,7 +40,7 @@ def _context() -> Iterator[Any]:
     settings = runtime.settings()
     broker = build_broker(settings, set_global=False)
     try:
-        yield OpsContext(
+        yield OpsContext.build(
             settings=settings,
             options=runtime.service_settings(OpsSettings),
             sessions=runtime.session_factory(),

@@ -14,9 +14,10 @@ from nightshift.ops.settings import OpsSettings
 from nightshift.ops.throttle import LoginThrottle
 
 
-def service_queues() -> dict[str, tuple[str, ...]]:
-    """Every installed service's queues, by service (the worker pools)."""
-    return {name: spec.queues for name, spec in installed_services().items() if spec.queues}
+def service_queues(extra: tuple[str, ...] = ()) -> dict[str, tuple[str, ...]]:
+    """Every installed service's queues, by service (the worker pools), and *extra* queues as pools of their own."""
+    pools = {name: spec.queues for name, spec in installed_services().items() if spec.queues}
+    return pools | {queue: (queue,) for queue in extra}
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,19 @@ class OpsContext:
     broker: NightshiftRedisBroker
     app_redis: redis.Redis[bytes]
     pools: dict[str, tuple[str, ...]] = field(default_factory=service_queues)
+
+    @classmethod
+    def build(
+        cls,
+        settings: CommonSettings,
+        options: OpsSettings,
+        sessions: sessionmaker[Session],
+        broker: NightshiftRedisBroker,
+        app_redis: redis.Redis[bytes],
+    ) -> OpsContext:
+        """A context whose pools are the installed services' plus ``OPS_EXTRA_QUEUES``."""
+        pools = service_queues(options.extra_queue_names())
+        return cls(settings, options, sessions, broker, app_redis, pools)
 
     @property
     def queues(self) -> list[str]:

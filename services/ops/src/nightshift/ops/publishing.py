@@ -89,18 +89,21 @@ def publish_once(
 
 
 def catalog_schemas() -> dict[str, Any]:
-    """The catalog as JSON Schema, per event and version, with its subscribers."""
+    """The catalog as JSON Schema, per event and version, with each version's subscribers."""
     from nightshift.common.events.catalog import CATALOG
 
     return {
         name: {
-            "version": spec.version,
-            "description": spec.description,
-            "subscribers": [
-                {"actor": subscriber.contract.actor_name, "queue": subscriber.contract.queue_name}
-                for subscriber in spec.subscribers
-            ],
-            "schema": spec.schema.model_json_schema(),
+            "versions": {
+                str(spec.version): {
+                    "description": spec.description,
+                    "subscribers": [
+                        {"actor": subscriber.contract.actor_name, "queue": subscriber.contract.queue_name}
+                        for subscriber in spec.subscribers
+                    ],
+                    "schema": spec.schema.model_json_schema(),
+                }
+            }
         }
         for name, spec in sorted(CATALOG.items())
     }

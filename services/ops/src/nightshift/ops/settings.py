@@ -29,5 +29,8 @@ class OpsSettings(ServiceSettings):
     secure_cookies: bool = False
     #: How often the live parts of the pages are pushed (server-sent events).
     stream_interval_ms: int = Field(default=2000, ge=100)
-    #: How long an ``Idempotency-Key`` of ``POST /api/events/…`` is remembered.
-    idempotency_ttl_s: int = Field(default=24 * 3600, ge=60)
+    #: Queues shown beside the installed services' ones, comma-separated (tests, one-off pools).
+    extra_queues: str = ""
+
+    def extra_queue_names(self) -> tuple[str, ...]:
+        return tuple(name.strip() for name in self.extra_queues.split(",") if name.strip())

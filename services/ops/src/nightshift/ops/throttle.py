@@ -48,8 +48,8 @@ class LoginThrottle:
         """Count a failed attempt."""
         with self.client.pipeline(transaction=False) as pipe:
             for key in self._keys(name, address):
+                pipe.set(key, 0, ex=self.window_s, nx=True)  # the window starts at the first failure
                 pipe.incr(key)
-                pipe.expire(key, self.window_s, nx=True)
             pipe.execute()
 
     def succeeded(self, name: str) -> None:
