@@ -224,8 +224,8 @@ def test_schedules_pause_resume_cron_and_run_now(
     assert described["cron"] == "*/5 * * * *"
     assert [e["kind"] for e in described["history"]] == ["run_now", "set_cron", "resume", "pause"]
     assert described["history"][0]["by"] == "token:actor (api)"
-    body = broker.client.hget(broker.keys.messages(QUEUE), broker.client.lindex(broker.keys.queue(QUEUE), 0))
-    assert body is not None and run["job_id"].encode() in body
+    (body,) = broker.client.hvals(broker.keys.messages(QUEUE))
+    assert run["job_id"].encode() in body
     with ctx.sessions() as session:
         assert session.scalar(select(ScheduleRow.paused).where(ScheduleRow.name == "nightly_touch")) is False
         kinds = session.scalars(select(ScheduleEvent.kind)).all()

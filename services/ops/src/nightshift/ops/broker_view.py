@@ -70,7 +70,7 @@ def delayed_messages(broker: RedisBroker, queue: str, *, limit: int = LIST_LIMIT
                 "enqueued_at": _at(message.message_timestamp),
             }
         )
-    listed.sort(key=lambda item: item["due_at"])
+    listed.sort(key=lambda item: str(item["due_at"]))
     return listed[:limit]
 
 

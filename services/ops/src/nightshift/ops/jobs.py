@@ -11,7 +11,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, select, tuple_
+from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
 from nightshift.common.db.models import JobRecord, TaskAudit
@@ -63,7 +63,7 @@ class JobFilters:
 
 def search(session: Session, filters: JobFilters, *, limit: int = PAGE_SIZE) -> list[dict[str, Any]]:
     """The records matching *filters*, newest update first."""
-    query: Select[tuple[JobRecord]] = select(JobRecord)
+    query = select(JobRecord)
     if filters.job_id is not None:
         query = query.where(JobRecord.message_id == filters.job_id)
     for column, value in (

@@ -65,9 +65,9 @@ def _safe_next(target: str | None) -> str:
 @router.get("/login")
 def login_page(request: Request, next: str = "/") -> Response:
     token = secrets.token_urlsafe(32)
-    response = _render(request, "login.html", None, next=_safe_next(next), csrf_token=token, error=None)
-    _set_cookie(request, response, LOGIN_CSRF_COOKIE, token, max_age=3600)
-    return response
+    page = _render(request, "login.html", None, next=_safe_next(next), csrf_token=token, error=None)
+    _set_cookie(request, page, LOGIN_CSRF_COOKIE, token, max_age=3600)
+    return page
 
 
 @router.post("/login")
@@ -90,9 +90,9 @@ def login(
         if isinstance(error, InvalidCredentials):
             ctx.throttle.failed(name, address)
         status = 429 if isinstance(error, LoginThrottled) else 401
-        response = _render(request, "login.html", None, next=_safe_next(next), csrf_token=expected, error=str(error))
-        response.status_code = status
-        return response
+        refused = _render(request, "login.html", None, next=_safe_next(next), csrf_token=expected, error=str(error))
+        refused.status_code = status
+        return refused
     ctx.throttle.succeeded(name)
     token = open_session(ctx.sessions, operator, idle_s=ctx.options.session_idle_s)
     response = RedirectResponse(_safe_next(next), status_code=303)
