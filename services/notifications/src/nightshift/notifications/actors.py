@@ -6,9 +6,15 @@ from functools import cache
 
 from nightshift.common import runtime
 from nightshift.common.contracts import contract_actor
-from nightshift.common.contracts.notifications import SEND_EMAIL, SEND_EMAIL_CRITICAL, EmailRequest
+from nightshift.common.contracts.notifications import (
+    SEND_EMAIL,
+    SEND_EMAIL_CRITICAL,
+    SEND_OPS_ALERT,
+    EmailRequest,
+    OpsAlert,
+)
 from nightshift.common.settings import load_settings
-from nightshift.notifications import delivery
+from nightshift.notifications import alerts, delivery
 from nightshift.notifications.mailers import Mailer, build_mailer
 from nightshift.notifications.rendering import EmailTemplates
 from nightshift.notifications.settings import NotificationsSettings
@@ -46,6 +52,18 @@ def send_email(payload: EmailRequest) -> None:
 def send_email_critical(payload: EmailRequest) -> None:
     """Send a security or urgent email, once per idempotency key, ahead of everything else."""
     delivery.send_email(runtime.session_factory(), mailer(), payload, templates=templates())
+
+
+@contract_actor(SEND_OPS_ALERT)
+def send_ops_alert(payload: OpsAlert) -> None:
+    """Email an alert to the operators' address, once per alert key."""
+    alerts.send_ops_alert(
+        runtime.session_factory(),
+        mailer(),
+        payload,
+        operators_address=notifications_settings().operators_address,
+        templates=templates(),
+    )
 
 
 # Loaded when the worker imports this module: bad mail settings stop it at start, naming the variable.
