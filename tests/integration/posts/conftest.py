@@ -71,7 +71,10 @@ class Content:
 
     def comments(self, post_id: int, count: int, *, at: dt.datetime | None = None) -> None:
         self._reactions(
-            "INSERT INTO comments (post_id, author_id, body, created_at) VALUES (:p, :u, 'nice', :c)", post_id, count, at
+            "INSERT INTO comments (post_id, author_id, body, created_at) VALUES (:p, :u, 'nice', :c)",
+            post_id,
+            count,
+            at,
         )
 
     def shares(self, post_id: int, count: int, *, at: dt.datetime | None = None) -> None:
