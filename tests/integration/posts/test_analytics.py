@@ -53,7 +53,7 @@ def _activity(
             # Comments are written by the authors (active authors stay 4); likes and shares by readers.
             user_column, users = ("author_id", authors) if table == "comments" else ("user_id", readers)
             connection.exec_driver_sql(
-                f"INSERT INTO {table} (post_id, {user_column}, created_at) "
+                f"INSERT INTO {table} (post_id, {user_column}, created_at) "  # noqa: S608 - names from this test
                 "SELECT %(p)s, (%(users)s::bigint[])[1 + g %% cardinality(%(users)s::bigint[])], "
                 "%(noon)s + make_interval(secs => g) FROM generate_series(1, %(n)s) g",
                 {"p": ids[0], "users": users, "noon": noon, "n": count},

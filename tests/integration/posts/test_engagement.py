@@ -37,9 +37,7 @@ def test_scores_match_hand_computed_rows_and_reruns_write_nothing(
     first = update_post_engagement_scores(sessions, as_of=AS_OF, timezone=PARIS, batch_size=2)
     second = update_post_engagement_scores(sessions, as_of=AS_OF, timezone=PARIS, batch_size=2)
 
-    rows = dict(
-        (r[0], r[1:]) for r in content.table("SELECT post_id, likes, comments, shares, score FROM post_engagement")
-    )
+    rows = {r[0]: r[1:] for r in content.table("SELECT post_id, likes, comments, shares, score FROM post_engagement")}
     assert rows == {
         fresh: (2, 1, 1, Decimal("10.0000")),  # (2 + 3 + 5) x 0.5^0
         week_old: (4, 0, 0, Decimal("2.0000")),  # 4 x 0.5^(7/7)
@@ -47,15 +45,10 @@ def test_scores_match_hand_computed_rows_and_reruns_write_nothing(
         quiet: (0, 0, 0, Decimal("0.0000")),
         shared: (0, 0, 3, Decimal("5.5725")),  # 15 x 0.5^(10/7) = 5.57248
     }
-    assert {
-        post: engagement_score(*values[:3], age)
-        for post, values, age in (
-            (fresh, rows[fresh], 0),
-            (week_old, rows[week_old], 7),
-            (two_days, rows[two_days], 2),
-            (shared, rows[shared], 10),
-        )
-    } == {post: rows[post][3] for post in (fresh, week_old, two_days, shared)}
+    ages = {fresh: 0, week_old: 7, two_days: 2, shared: 10}
+    assert {post: engagement_score(*rows[post][:3], age) for post, age in ages.items()} == {
+        post: rows[post][3] for post in ages
+    }
     assert (first.batches, first.rows_written) == (3, 5)
     assert (second.batches, second.rows_written) == (3, 0)
 

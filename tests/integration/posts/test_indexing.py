@@ -40,7 +40,8 @@ def test_created_updated_deleted_keep_hashtags_and_search_current(
 
     with clean_db.begin() as connection:
         connection.exec_driver_sql(
-            f"UPDATE posts SET body = 'Thé vert #tea #Matcha', language = 'en', updated_at = now() WHERE id = {post}"
+            "UPDATE posts SET body = 'Thé vert #tea #Matcha', language = 'en', updated_at = now() WHERE id = %(p)s",
+            {"p": post},
         )
     wait_for_jobs(broker, clean_db, _index_jobs(publish("post.updated", {"post_id": post})))
     assert content.tags(post) == ["matcha", "tea"]
@@ -49,7 +50,7 @@ def test_created_updated_deleted_keep_hashtags_and_search_current(
     assert content.table("SELECT config FROM search_documents WHERE post_id = :p", p=post) == [("nightshift_en",)]
 
     with clean_db.begin() as connection:
-        connection.exec_driver_sql(f"DELETE FROM posts WHERE id = {post}")
+        connection.exec_driver_sql("DELETE FROM posts WHERE id = %(p)s", {"p": post})
     assert _search(content, "matcha") == []  # gone with the post, before any event
     jobs = wait_for_jobs(broker, clean_db, _index_jobs(publish("post.deleted", {"post_id": post})))
     assert [job.status for job in jobs.values()] == ["done"]

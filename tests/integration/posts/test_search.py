@@ -41,7 +41,7 @@ def test_accents_languages_hashtags_first_and_deleted_posts(content: Content, se
     assert _search(sessions, "honest") == [english]  # English stemming
 
     with content.engine.begin() as connection:
-        connection.exec_driver_sql(f"DELETE FROM posts WHERE id IN ({tagged}, {english})")
+        connection.exec_driver_sql("DELETE FROM posts WHERE id IN (%(a)s, %(b)s)", {"a": tagged, "b": english})
     assert sorted(_search(sessions, "cafe")) == sorted([french, unknown])
 
 
@@ -65,7 +65,7 @@ def test_reindex_swaps_in_an_identical_index_and_is_idempotent(
     assert sorted(_search(sessions, "topic1")) == sorted(posts[1::3])
     # The swapped-in table keeps the live table's constraints: deleting a post still removes its document.
     with content.engine.begin() as connection:
-        connection.exec_driver_sql(f"DELETE FROM posts WHERE id = {posts[1]}")
+        connection.exec_driver_sql("DELETE FROM posts WHERE id = %(p)s", {"p": posts[1]})
     assert posts[1] not in _search(sessions, "topic1")
     assert content.table("SELECT count(*) FROM search_documents") == [(29,)]
 
@@ -101,7 +101,7 @@ def test_searches_during_a_reindex_never_come_back_empty(content: Content, sessi
         while not done.is_set():
             try:
                 results.append(len(_search(sessions, "findable")))
-            except BaseException as error:  # noqa: BLE001 - reported below
+            except BaseException as error:
                 errors.append(error)
 
     thread = threading.Thread(target=searcher)
