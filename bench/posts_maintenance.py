@@ -63,14 +63,108 @@ TIMEZONE = "Europe/Paris"
 RETENTION = dt.timedelta(days=365)
 
 #: Words of the generated bodies (English and French, some accented); popularity is Zipf-like by position.
-WORDS = (
-    "the night shift coffee code deploy team build test release morning evening weekend music photo city "
-    "travel train bike garden cooking recipe bread cheese wine book movie series game match goal run walk "
-    "café été thé crème déploiement réunion équipe soirée matin fromage pain vélo jardin cuisine recette "
-    "musique voyage ville gare photo livre film série jeu match but course marche école travail projet idée "
-    "sunset sunrise mountain river ocean beach forest snow rain storm cloud star moon light dark quiet loud "
-    "happy tired busy calm fast slow early late new old small big first last best worst favourite random"
-).split()
+WORDS = [
+    "the",
+    "night",
+    "shift",
+    "coffee",
+    "code",
+    "deploy",
+    "team",
+    "build",
+    "test",
+    "release",
+    "morning",
+    "evening",
+    "weekend",
+    "music",
+    "photo",
+    "city",
+    "travel",
+    "train",
+    "bike",
+    "garden",
+    "cooking",
+    "recipe",
+    "bread",
+    "cheese",
+    "wine",
+    "book",
+    "movie",
+    "series",
+    "game",
+    "match",
+    "goal",
+    "run",
+    "walk",
+    "café",
+    "été",
+    "thé",
+    "crème",
+    "déploiement",
+    "réunion",
+    "équipe",
+    "soirée",
+    "matin",
+    "fromage",
+    "pain",
+    "vélo",
+    "jardin",
+    "cuisine",
+    "recette",
+    "musique",
+    "voyage",
+    "ville",
+    "gare",
+    "photo",
+    "livre",
+    "film",
+    "série",
+    "jeu",
+    "match",
+    "but",
+    "course",
+    "marche",
+    "école",
+    "travail",
+    "projet",
+    "idée",
+    "sunset",
+    "sunrise",
+    "mountain",
+    "river",
+    "ocean",
+    "beach",
+    "forest",
+    "snow",
+    "rain",
+    "storm",
+    "cloud",
+    "star",
+    "moon",
+    "light",
+    "dark",
+    "quiet",
+    "loud",
+    "happy",
+    "tired",
+    "busy",
+    "calm",
+    "fast",
+    "slow",
+    "early",
+    "late",
+    "new",
+    "old",
+    "small",
+    "big",
+    "first",
+    "last",
+    "best",
+    "worst",
+    "favourite",
+    "random",
+]
 #: Hashtags planted as sudden risers: unused until the last hours.
 RISERS = ("solareclipse", "launchday", "grève", "newalbum", "finale")
 #: Accented hashtags among the popular ones.
@@ -111,8 +205,10 @@ _GENERATE = (
     "SELECT g, 'u' || g || '@example.test', 'User ' || g, CASE WHEN g % 3 = 0 THEN 'fr' ELSE 'en' END "
     "FROM generate_series(1, :users) g",
     "INSERT INTO hashtags (id, tag) SELECT g, 'tag' || g FROM generate_series(1, :hashtags) g",
-    "INSERT INTO hashtags (id, tag) SELECT :hashtags + o, t FROM unnest(CAST(:accented AS text[])) WITH ORDINALITY AS a(t, o)",
-    "INSERT INTO hashtags (id, tag) SELECT :hashtags + 100 + o, t FROM unnest(CAST(:risers AS text[])) WITH ORDINALITY AS r(t, o)",
+    "INSERT INTO hashtags (id, tag) "
+    "SELECT :hashtags + o, t FROM unnest(CAST(:accented AS text[])) WITH ORDINALITY AS a(t, o)",
+    "INSERT INTO hashtags (id, tag) "
+    "SELECT :hashtags + 100 + o, t FROM unnest(CAST(:risers AS text[])) WITH ORDINALITY AS r(t, o)",
     # Posts: 90 % over the last week (hourly activity, busier by day), 10 % older than the retention.
     """
     INSERT INTO posts (id, author_id, body, language, created_at)
@@ -147,7 +243,8 @@ _GENERATE = (
     SELECT p.id, (p.id * 31 + k * 7919) % :users + 1,
            least(:now, p.created_at + make_interval(mins => (k * 37 % 2880)::int))
     FROM posts p,
-         generate_series(1, least(:users - 1, floor(4 * :likes_per_post * power(((p.id * 2654435761) % 1000003) / 1000003.0, 3)))::int) k
+         generate_series(1, least(:users - 1, floor(
+             4 * :likes_per_post * power(((p.id * 2654435761) % 1000003) / 1000003.0, 3)))::int) k
     """,
     """
     INSERT INTO comments (id, post_id, author_id, body, created_at)
@@ -300,9 +397,9 @@ def naive_reindex(sessions: sessionmaker[Session], post_ids: list[int]) -> int:
             if post is None:
                 continue
             tags = session.scalars(
-                select(Hashtag.tag).join(PostHashtag, PostHashtag.hashtag_id == Hashtag.id).where(
-                    PostHashtag.post_id == post_id
-                )
+                select(Hashtag.tag)
+                .join(PostHashtag, PostHashtag.hashtag_id == Hashtag.id)
+                .where(PostHashtag.post_id == post_id)
             ).all()
             config = config_for(post.language)
             document = session.scalar(
@@ -353,7 +450,9 @@ def measure_search(sessions: sessionmaker[Session], queries: list[str]) -> tuple
 def measure_incremental_indexing(running: Servers, engine: Engine, count: int, now: dt.datetime) -> float:
     """Posts/s from ``post.created`` published to every document written, by a real posts worker."""
     env = running.env()
-    redis.Redis.from_url(CommonSettings(redis_url=running.redis_url, database_url=running.database_url).broker_url).flushdb()
+    redis.Redis.from_url(
+        CommonSettings(redis_url=running.redis_url, database_url=running.database_url).broker_url
+    ).flushdb()
     log = open(ROOT / "var" / "bench-posts-worker.log", "ab")  # noqa: SIM115 - handed to the child
     worker = subprocess.Popen(
         [sys.executable, "-m", "nightshift.common.cli", "worker", "posts", "--health-port", "0"],
@@ -411,7 +510,7 @@ def compare(name: str, runs: list[float], rows: int, naive_seconds: float, naive
     )
 
 
-def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - a linear script
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--posts", type=int, default=1_000_000)
     parser.add_argument("--likes", type=int, default=10_000_000)
@@ -456,7 +555,9 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - a linear scri
         runs = [timed(lambda: reindex_search(sessions, batch_size=50_000))[0] for _ in range(options.runs)]
         ids = sample("SELECT id FROM posts ORDER BY random() LIMIT :n")
         naive_seconds, naive_rows = timed(lambda: naive_reindex(sessions, ids))
-        results.append(compare("reindex_search (full rebuild + swap)", runs, posts_total, naive_seconds, naive_rows, "posts"))
+        results.append(
+            compare("reindex_search (full rebuild + swap)", runs, posts_total, naive_seconds, naive_rows, "posts")
+        )
         print(results[-1], flush=True)
 
         # Engagement scores.
@@ -469,7 +570,9 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - a linear scri
         unchanged, outcome = timed(lambda: update_post_engagement_scores(sessions, as_of=as_of, timezone=TIMEZONE))
         ids = sample("SELECT id FROM posts ORDER BY random() LIMIT :n")
         naive_seconds, naive_rows = timed(lambda: naive_engagement(sessions, ids, as_of))
-        results.append(compare("update_post_engagement_scores (from empty)", runs, posts_total, naive_seconds, naive_rows, "posts"))
+        results.append(
+            compare("update_post_engagement_scores (from empty)", runs, posts_total, naive_seconds, naive_rows, "posts")
+        )
         results.append(f"    unchanged re-run: {fmt(unchanged)}, {outcome.rows_written} rows written")
         print("\n".join(results[-2:]), flush=True)
 
@@ -501,29 +604,39 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - a linear scri
         # Analytics for yesterday (local).
         day = previous_local_day(now, TIMEZONE)
         runs = [
-            timed(lambda: generate_content_analytics(sessions, day=day, timezone=TIMEZONE))[0] for _ in range(options.runs)
+            timed(lambda: generate_content_analytics(sessions, day=day, timezone=TIMEZONE))[0]
+            for _ in range(options.runs)
         ]
         start, end = day_bounds(day, TIMEZONE)
         with engine.connect() as connection:
             day_posts = int(
                 connection.execute(
-                    text("SELECT count(*) FROM posts WHERE created_at >= :s AND created_at < :e"), {"s": start, "e": end}
+                    text("SELECT count(*) FROM posts WHERE created_at >= :s AND created_at < :e"),
+                    {"s": start, "e": end},
                 ).scalar_one()
             )
         ids = sample("SELECT id FROM posts WHERE created_at >= :s AND created_at < :e LIMIT :n", s=start, e=end)
         naive_seconds, naive_rows = timed(lambda: naive_analytics(sessions, ids))
-        results.append(compare("generate_content_analytics (1 day)", runs, day_posts, naive_seconds, naive_rows, "posts"))
+        results.append(
+            compare("generate_content_analytics (1 day)", runs, day_posts, naive_seconds, naive_rows, "posts")
+        )
         print(results[-1], flush=True)
 
         # Cleanup: the deleted posts (and what cascades from them) restored between runs.
         cutoff = now - RETENTION
         with engine.begin() as connection:
-            for table, key in (("posts", "id"), ("post_hashtags", "post_id"), ("search_documents", "post_id"), ("post_engagement", "post_id")):
+            for table, key in (
+                ("posts", "id"),
+                ("post_hashtags", "post_id"),
+                ("search_documents", "post_id"),
+                ("post_engagement", "post_id"),
+            ):
                 connection.execute(text(f"DROP TABLE IF EXISTS bench_kept_{table}"))
                 connection.execute(
                     text(
-                        f"CREATE UNLOGGED TABLE bench_kept_{table} AS SELECT t.* FROM {table} t JOIN posts p ON p.id = t.{key} "
-                        "WHERE p.created_at < :cutoff AND NOT EXISTS (SELECT 1 FROM post_likes l WHERE l.post_id = p.id) "
+                        f"CREATE UNLOGGED TABLE bench_kept_{table} AS SELECT t.* FROM {table} t "
+                        f"JOIN posts p ON p.id = t.{key} WHERE p.created_at < :cutoff "
+                        "AND NOT EXISTS (SELECT 1 FROM post_likes l WHERE l.post_id = p.id) "
                         "AND NOT EXISTS (SELECT 1 FROM comments c WHERE c.post_id = p.id) "
                         "AND NOT EXISTS (SELECT 1 FROM shares s WHERE s.post_id = p.id)"
                     ),
