@@ -256,7 +256,7 @@ _GENERATE = (
     INSERT INTO shares (id, post_id, user_id, created_at)
     SELECT g, p.id, (g * 13) % :users + 1, least(:now, p.created_at + make_interval(mins => (g % 720)::int))
     FROM generate_series(1, :shares) g
-    JOIN posts p ON p.id = 1 + (floor(:posts * power(((g * 40503) % 1000003) / 1000003.0, 2))::bigint)
+    JOIN posts p ON p.id = 1 + (floor(:posts * power(((g::bigint * 40503) % 1000003) / 1000003.0, 2))::bigint)
     """,
 )
 
