@@ -55,7 +55,7 @@ from nightshift.posts.engagement import engagement_score, update_post_engagement
 from nightshift.posts.models import Hashtag, PostEngagement, PostHashtag, SearchDocument
 from nightshift.posts.reindex import reindex_search
 from nightshift.posts.search import config_for, search_posts
-from nightshift.posts.trending import update_trending_hashtags
+from nightshift.posts.trending import TrendingEntry, update_trending_hashtags
 
 T = TypeVar("T")
 
@@ -579,7 +579,8 @@ def main(argv: list[str] | None = None) -> int:
         # Trending for the last hour.
         hour = now.replace(minute=0, second=0) - dt.timedelta(hours=1)
         cache = redis.Redis.from_url(running.redis_url)
-        runs, ranking = [], []
+        runs = []
+        ranking: list[TrendingEntry] = []
         for _ in range(options.runs):
             seconds, ranking = timed(lambda: update_trending_hashtags(sessions, cache, hour=hour))
             runs.append(seconds)

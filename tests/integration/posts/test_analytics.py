@@ -112,6 +112,7 @@ def test_a_normal_day_raises_nothing_an_anomalous_day_exactly_one_alert(
     assert [row[0] for row in rows] == [*history, DAY, anomalous_day]
     assert rows[-1][1:] == (60, "posts", [{"tag": "daily", "posts": 60}])
     [(alert,)] = _alerts(content)
+    assert isinstance(alert, dict)
     assert alert["alert_key"] == f"posts:content_anomaly:{anomalous_day.isoformat()}"
     assert (alert["source"], alert["kind"], alert["severity"]) == ("posts", "content_anomaly", "warning")
     assert "posts 60 (usual 11)" in alert["summary"]

@@ -46,7 +46,7 @@ def test_scores_match_hand_computed_rows_and_reruns_write_nothing(
         shared: (0, 0, 3, Decimal("5.5725")),  # 15 x 0.5^(10/7) = 5.57248
     }
     ages = {fresh: 0, week_old: 7, two_days: 2, shared: 10}
-    assert {post: engagement_score(*rows[post][:3], age) for post, age in ages.items()} == {
+    assert {post: engagement_score(rows[post][0], rows[post][1], rows[post][2], age) for post, age in ages.items()} == {
         post: rows[post][3] for post in ages
     }
     assert (first.batches, first.rows_written) == (3, 5)
