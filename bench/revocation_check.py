@@ -44,8 +44,7 @@ def main() -> None:
     try:
         broker = NightshiftRedisBroker(url=server.url + "/1", middleware=[])
         messages = [
-            MessageProxy(Message(queue_name="q", actor_name="a", args=(), kwargs={}, options={}))
-            for _ in range(count)
+            MessageProxy(Message(queue_name="q", actor_name="a", args=(), kwargs={}, options={})) for _ in range(count)
         ]
         print(header(f"Revocation check per message ({count} messages)"))
         for name, hooks in (("Revocations (EXISTS)", Revocations()), ("WorkerLiveness (dict)", WorkerLiveness())):
