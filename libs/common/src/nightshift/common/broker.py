@@ -28,6 +28,7 @@ from nightshift.common.middleware.job_records import JobRecords
 from nightshift.common.middleware.liveness import WorkerLiveness
 from nightshift.common.middleware.metrics import Metrics
 from nightshift.common.middleware.retries import ScheduledRetries
+from nightshift.common.middleware.revocations import Revocations
 from nightshift.common.middleware.tracing import Tracing
 from nightshift.common.records import RecordWriter
 from nightshift.common.redis_broker import NightshiftRedisBroker
@@ -40,6 +41,7 @@ def middleware_stack(
     """Every middleware a Nightshift broker runs, in order."""
     return [
         AgeLimit(),
+        Revocations(),
         TimeLimit(time_limit=settings.task_time_limit_ms),
         ShutdownNotifications(),
         CurrentMessage(),

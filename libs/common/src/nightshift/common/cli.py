@@ -129,44 +129,154 @@ def status() -> None:
 
 @main.group("dead-letters")
 def dead_letters_group() -> None:
-    """Inspect, replay and purge dead letters."""
+    """Inspect, replay, delete and purge dead letters, by job id (the id `publish` prints)."""
 
 
 @dead_letters_group.command("list")
 @click.argument("queue")
 @click.option("--limit", type=int, default=50)
-def dead_letters_list(queue: str, limit: int) -> None:
-    """The newest dead letters of QUEUE with their reasons."""
+@click.option("--json", "as_json", is_flag=True, help="One JSON array instead of a table.")
+def dead_letters_list(queue: str, limit: int, as_json: bool) -> None:
+    """The newest dead letters of QUEUE: job id, actor, when it died and why."""
     from nightshift.common.dead_letters import list_dead_letters
 
-    for letter in list_dead_letters(_broker(), queue, limit=limit):
-        actor = letter.message.actor_name if letter.message else "?"
-        click.echo(f"{letter.redis_message_id} {actor} {letter.error_type}: {letter.reason}")
+    broker = _broker()
+    letters = list_dead_letters(broker, queue, limit=limit)
+    broker.close()
+    if as_json:
+        click.echo(json.dumps([_letter_json(letter) for letter in letters], indent=2))
+        return
+    for letter in letters:
+        job_id = letter.job_id or f"(undecodable {letter.redis_message_id})"
+        died = letter.dead_at.strftime("%Y-%m-%d %H:%M:%S")
+        click.echo(f"{job_id}  {letter.actor or '?'}  {died}  {letter.error_type}: {letter.reason}")
 
 
 @dead_letters_group.command("replay")
-@click.argument("queue")
-@click.argument("redis_message_ids", nargs=-1)
+@click.argument("args", nargs=-1, metavar="[QUEUE] [JOB_ID]...")
 @click.option("--all", "replay_all", is_flag=True, help="Replay every dead letter of QUEUE.")
-def dead_letters_replay(queue: str, redis_message_ids: tuple[str, ...], replay_all: bool) -> None:
-    """Put dead letters back on QUEUE with their retries reset."""
-    from nightshift.common.dead_letters import list_dead_letters, replay_dead_letter
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def dead_letters_replay(args: tuple[str, ...], replay_all: bool, as_json: bool) -> None:
+    """Put dead letters back on their queue with their retries reset.
 
+    Give job ids (the queue is found from them), or QUEUE and job ids, or QUEUE --all.
+    An id that matches no dead letter is an error, and then nothing is replayed.
+    """
+    from nightshift.common import dead_letters
+
+    queue, job_ids = _queue_and_ids(args)
     broker = _broker()
-    ids = list(redis_message_ids)
-    if replay_all:
-        ids = [letter.redis_message_id for letter in list_dead_letters(broker, queue, limit=100_000)]
-    replayed = sum(replay_dead_letter(broker, queue, redis_id) for redis_id in ids)
-    click.echo(f"replayed {replayed} of {len(ids)}")
+    try:
+        if replay_all:
+            if queue is None or job_ids:
+                raise click.UsageError("--all takes a QUEUE and no job ids")
+            total = int(broker.client.zcard(broker.keys.dead(queue)))
+            with _progress(total, "replaying") as bar:
+                count = dead_letters.replay_all(broker, queue, progress=bar.update)
+            _report({"replayed": count, "queue": queue}, f"replayed {count} of {total}", as_json)
+            return
+        if not job_ids:
+            raise click.UsageError("give job ids, or QUEUE --all")
+        done: list[str] = []
+        with _progress(len(job_ids), "replaying") as bar:
+            for where, ids in _by_queue(broker, queue, job_ids).items():
+                replayed = dead_letters.replay(broker, where, ids, progress=bar.update)
+                done += [str(letter.job_id) for letter in replayed]
+        _report({"replayed": done}, f"replayed {len(done)} of {len(job_ids)}", as_json)
+    finally:
+        broker.close()
+
+
+@dead_letters_group.command("delete")
+@click.argument("args", nargs=-1, metavar="[QUEUE] JOB_ID...")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def dead_letters_delete(args: tuple[str, ...], as_json: bool) -> None:
+    """Delete dead letters by job id (all or nothing: an unknown id deletes none)."""
+    from nightshift.common import dead_letters
+
+    queue, job_ids = _queue_and_ids(args)
+    if not job_ids:
+        raise click.UsageError("give the job ids of the dead letters to delete")
+    broker = _broker()
+    try:
+        count = 0
+        with _progress(len(job_ids), "deleting") as bar:
+            for where, ids in _by_queue(broker, queue, job_ids).items():
+                count += dead_letters.delete(broker, where, ids, progress=bar.update)
+        _report({"deleted": count}, f"deleted {count}", as_json)
+    finally:
+        broker.close()
 
 
 @dead_letters_group.command("purge")
 @click.argument("queue")
-def dead_letters_purge(queue: str) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def dead_letters_purge(queue: str, as_json: bool) -> None:
     """Delete every dead letter of QUEUE."""
     from nightshift.common.dead_letters import purge_dead_letters
 
-    click.echo(f"purged {purge_dead_letters(_broker(), queue)}")
+    broker = _broker()
+    count = purge_dead_letters(broker, queue)
+    broker.close()
+    _report({"purged": count, "queue": queue}, f"purged {count}", as_json)
+
+
+def _letter_json(letter: Any) -> dict[str, Any]:
+    return {
+        "job_id": letter.job_id,
+        "actor": letter.actor,
+        "queue": letter.queue_name,
+        "dead_at": letter.dead_at.isoformat(),
+        "error_type": letter.error_type,
+        "reason": letter.reason,
+    }
+
+
+def _queue_and_ids(args: tuple[str, ...]) -> tuple[str | None, list[str]]:
+    """Split ``[QUEUE] [JOB_ID]...``: job ids are UUIDs, queue names never are."""
+    import uuid
+
+    def is_job_id(value: str) -> bool:
+        try:
+            uuid.UUID(value)
+        except ValueError:
+            return False
+        return True
+
+    if args and not is_job_id(args[0]):
+        queue, rest = args[0], list(args[1:])
+    else:
+        queue, rest = None, list(args)
+    bad = [value for value in rest if not is_job_id(value)]
+    if bad:
+        raise click.BadParameter(f"{bad[0]!r} is not a job id (the id `publish` prints)", param_hint="JOB_ID")
+    return queue, rest
+
+
+def _by_queue(broker: Any, queue: str | None, job_ids: list[str]) -> dict[str, list[str]]:
+    """Job ids grouped by the queue whose dead letters hold them (found when not given)."""
+    from nightshift.common.dead_letters import find_dead_letter_queue, get_dead_letters
+    from nightshift.common.errors import UnknownJob
+
+    try:
+        if queue is not None:
+            get_dead_letters(broker, queue, job_ids)  # every id checked before anything changes
+            return {queue: job_ids}
+        grouped: dict[str, list[str]] = {}
+        for job_id in job_ids:
+            grouped.setdefault(find_dead_letter_queue(broker, job_id), []).append(job_id)
+        return grouped
+    except UnknownJob as error:
+        raise click.ClickException(str(error)) from None
+
+
+def _progress(total: int, label: str) -> Any:
+    """A progress bar on stderr (stdout stays clean for --json); silent unless stderr is a terminal."""
+    return click.progressbar(length=max(total, 0), label=label, file=sys.stderr)
+
+
+def _report(data: dict[str, Any], text: str, as_json: bool) -> None:
+    click.echo(json.dumps(data) if as_json else text)
 
 
 def _broker() -> Any:

@@ -46,3 +46,19 @@ class UnknownEvent(EventError):
 
 class InvalidEvent(EventError):
     """The payload does not match the event's schema."""
+
+
+class UnknownJob(NightshiftError):
+    """A job id that matches nothing where it was looked for.
+
+    Parameters:
+      job_id: The id asked for.
+      queue: The queue it was looked for in (None: everywhere).
+      where: What was searched, for the message ("dead letters", "queues").
+    """
+
+    def __init__(self, job_id: str, *, queue: str | None = None, where: str = "job records or queues") -> None:
+        self.job_id = job_id
+        self.queue = queue
+        place = f"the {where} of queue {queue!r}" if queue else f"any of the {where}"
+        super().__init__(f"no job with id {job_id!r} in {place}")

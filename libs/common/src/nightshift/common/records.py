@@ -65,9 +65,11 @@ class AuditEntry:
 
 
 #: Where each status stands within one attempt: queued, then running, then how the
-#: attempt ended. ``dead`` is last because a message failed by a middleware after it
-#: was done or skipped is dead-lettered (the nack comes after the outcome).
-STATUS_RANK = {"queued": 0, "running": 1, "retrying": 2, "done": 3, "skipped": 4, "dead": 5}
+#: attempt ended. ``dead`` comes after done and skipped because a message failed by a
+#: middleware after it was done or skipped is dead-lettered (the nack comes after the
+#: outcome). ``revoked`` is last: an operator's decision that nothing of the same
+#: attempt undoes (a revoked message is acked, so no nack follows it).
+STATUS_RANK = {"queued": 0, "running": 1, "retrying": 2, "done": 3, "skipped": 4, "dead": 5, "revoked": 6}
 
 #: Message option: the attempts made before the message was replayed from the dead
 #: letters, so a replay's attempts continue the count and its record moves on again.
@@ -88,8 +90,8 @@ def progress(event: JobEvent) -> tuple[int, int, dt.datetime]:
 
     A record keeps the status of the furthest event, so a late "queued" (attempt 0)
     or a late "running" of an attempt that has since ended changes nothing, while the
-    next attempt's "running" moves a "retrying" record on. done, skipped and dead are
-    final: only a later attempt (a redelivery that ran again, a replay) passes them.
+    next attempt's "running" moves a "retrying" record on. done, skipped, dead and
+    revoked are final: only a later attempt (a redelivery that ran again, a replay) passes them.
     """
     return event.attempts, STATUS_RANK.get(event.status, -1), event.at
 

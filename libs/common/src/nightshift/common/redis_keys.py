@@ -15,6 +15,9 @@ benchmarks) takes the names from here instead of rebuilding the strings:
 ``<ns>:<queue>.wake``                  wake tokens, one per enqueue (Nightshift)
 ``<ns>:__acks__.<worker>.<queue>``     set of ids a worker fetched and has not acked
 ``<ns>:__heartbeats__``                sorted set of worker ids by last heartbeat
+``<ns>:__worker__.<worker>``           hash: a live worker's service, host, pid… (Nightshift)
+``<ns>:__running__.<worker>``          hash message id → what a worker runs now (Nightshift)
+``<ns>:__revoked__.<job id>``          a revoked job and how (Nightshift)
 =====================================  =============================================
 """
 
@@ -81,3 +84,19 @@ class RedisKeys:
     def heartbeats(self) -> str:
         """The sorted set of worker ids by the time of their last heartbeat."""
         return self.key("__heartbeats__")
+
+    def worker(self, worker_id: str) -> str:
+        """The hash describing live worker *worker_id* (service, host, pid, threads, …)."""
+        return self.key(f"__worker__.{worker_id}")
+
+    def running(self, worker_id: str) -> str:
+        """The hash of the messages worker *worker_id* is running now, by message id."""
+        return self.key(f"__running__.{worker_id}")
+
+    def revoked(self, job_id: str) -> str:
+        """The key that marks job *job_id* as revoked."""
+        return self.key(f"__revoked__.{job_id}")
+
+    def pattern(self, suffix: str) -> str:
+        """A ``SCAN`` pattern for every key of this namespace ending in *suffix*."""
+        return self.key(f"*{suffix}")

@@ -43,6 +43,7 @@ def run_worker(spec: ServiceSpec, *, threads: int | None = None, health_port: in
 
     worker = dramatiq.Worker(broker, queues=set(spec.queues), worker_threads=threads or spec.threads)
     liveness: WorkerLiveness = find_middleware(broker, WorkerLiveness)
+    liveness.service = spec.name
     health = HealthServer(
         host=settings.health_host,
         port=spec.health_port if health_port is None else health_port,

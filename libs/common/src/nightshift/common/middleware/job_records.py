@@ -13,6 +13,7 @@ from dramatiq.common import q_name
 from dramatiq.middleware import Middleware
 
 from nightshift.common.records import AuditEntry, JobEvent, RecordWriter, attempt_number
+from nightshift.common.revocation import REVOKED_OPTION, TERMINATED_REASON, Terminated
 
 #: How many characters of an error are kept on the record.
 ERROR_MAX_CHARS = 2000
@@ -41,7 +42,7 @@ def describe_error(error: BaseException | None) -> str | None:
 
 
 class JobRecords(Middleware):
-    """Record each message's status (queued, running, retrying, done, dead) and each attempt.
+    """Record each message's status (queued, running, retrying, done, dead, revoked) and each attempt.
 
     Must come before :class:`ScheduledRetries` in the stack: after-hooks run in
     reverse order, so this one then sees whether the message was failed.
@@ -83,10 +84,16 @@ class JobRecords(Middleware):
         result: Any = None,
         exception: BaseException | None = None,
     ) -> None:
+        if isinstance(exception, Terminated) or REVOKED_OPTION in message.options:
+            self._finish(message, "revoked", message.options.get(REVOKED_OPTION, TERMINATED_REASON))
+            return
         status = "done" if exception is None else "dead" if message.failed else "retrying"
         self._finish(message, status, describe_error(exception))
 
     def after_skip_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
+        if REVOKED_OPTION in message.options:
+            self._finish(message, "revoked", message.options[REVOKED_OPTION])
+            return
         self._finish(message, "skipped", None)
 
     def after_nack(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
@@ -109,7 +116,7 @@ class JobRecords(Middleware):
         duration_ms = (time.perf_counter() - began) * 1000
         queue = q_name(message.queue_name)
         trigger = message.options.get("trigger")
-        finished_at = now if status in {"done", "dead", "skipped"} else None
+        finished_at = now if status in {"done", "dead", "skipped", "revoked"} else None
         self.writer.job(_event(message, status, now, attempts=attempt, finished_at=finished_at, error=error))
         self.writer.audit(
             AuditEntry(

@@ -12,6 +12,7 @@ from dramatiq.broker import MessageProxy
 from dramatiq.middleware import Retries
 
 from nightshift.common.errors import PermanentError
+from nightshift.common.revocation import Terminated
 from nightshift.common.settings import DEFAULT_RETRY_DELAYS_MS
 
 
@@ -43,8 +44,8 @@ class ScheduledRetries(Retries):
         result: Any = None,
         exception: BaseException | None = None,
     ) -> None:
-        if exception is None:
-            return
+        if exception is None or isinstance(exception, Terminated):
+            return  # a revoked job is acked: neither retried nor dead-lettered
         actor = broker.get_actor(message.actor_name)
         throws = message.options.get("throws") or actor.options.get("throws") or ()
         if isinstance(exception, PermanentError) or (throws and isinstance(exception, throws)):
