@@ -42,7 +42,7 @@ def ensure_chromium() -> Path:
     how = "install it with: sudo apt-get update && sudo apt-get install -y chromium (or set CHROMIUM_PATH)"
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
         raise pytest.UsageError(f"the browser tests need Chromium at {CHROMIUM}; {how}")
-    print(f"\nChromium is missing: installing Debian's chromium package with apt-get (as root)…", flush=True)
+    print("\nChromium is missing: installing Debian's chromium package with apt-get (as root)…", flush=True)
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "chromium"]):
         done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)

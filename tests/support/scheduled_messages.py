@@ -40,7 +40,7 @@ def scheduled_messages(client: redis.Redis[bytes], queue: str) -> list[Scheduled
 
 def queue_length(client: redis.Redis[bytes], queue: str) -> int:
     """How many message ids wait in *queue* (the broker's list, one entry per enqueue)."""
-    return int(client.llen(f"dramatiq:{queue}"))
+    return int(client.llen(RedisKeys().queue(queue)))
 
 
 def by_schedule(messages: list[ScheduledMessage]) -> dict[str, list[ScheduledMessage]]:

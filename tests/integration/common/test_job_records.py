@@ -224,7 +224,7 @@ def test_a_replayed_dead_letter_moves_its_record_on(
 
     ROWS.add("replay-me")
     [letter] = list_dead_letters(broker, QUEUE)
-    assert replay_dead_letter(broker, QUEUE, letter.redis_message_id)
+    assert replay_dead_letter(broker, QUEUE, str(letter.job_id))
     done = wait_for(lambda: _record(broker, clean_db, message.message_id, "done"), what="replayed message done")
     assert (done.attempts, done.last_error) == (2, "NotFound: row replay-me does not exist")
     with Session(clean_db) as session:

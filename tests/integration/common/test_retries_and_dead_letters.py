@@ -124,6 +124,6 @@ def test_replayed_dead_letter_runs_again(broker: NightshiftRedisBroker, run_work
     wait_for(lambda: _dead_record(broker, clean_db, message.message_id), what="message dead")
     [letter] = list_dead_letters(broker, QUEUE)
 
-    assert replay_dead_letter(broker, QUEUE, letter.redis_message_id)
+    assert replay_dead_letter(broker, QUEUE, str(letter.job_id))
     wait_for(lambda: len(ATTEMPTS["replayed"]) == 2, what="second attempt after replay")
     wait_for(lambda: len(list_dead_letters(broker, QUEUE)) == 1, what="dead again")

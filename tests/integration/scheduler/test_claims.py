@@ -139,7 +139,7 @@ def test_the_fenced_enqueue_writes_what_the_brokers_enqueue_writes(
     redis_client.flushdb()
     FireClaims(app_redis, broker).enqueue(_message("ticks.fenced", at), lease=lease, token=token, keep=KEEP)
     assert written() == by_broker
-    assert redis_client.llen(f"dramatiq:{QUEUE}.wake") == 1
+    assert redis_client.llen(broker.keys.wake(QUEUE)) == 1
     # A consumer fetches it like any message.
     [(_, body)] = broker.fetch(QUEUE, 10)
     assert TICK.actor_name.encode() in body and fire_message_id("ticks.fenced", at).encode() in body

@@ -61,3 +61,15 @@ def test_attempt_numbers_continue_after_a_replay() -> None:
     assert attempt_number({"retries": 2}) == 3
     assert attempt_number({PRIOR_ATTEMPTS: 4}) == 5
     assert attempt_number({PRIOR_ATTEMPTS: 4, "retries": 1}) == 6
+
+
+def test_revoked_is_final_within_its_attempt() -> None:
+    revoked = _event("revoked", 2, attempts=1, finished_at=T0 + dt.timedelta(seconds=2), error="revoked by operator")
+    late = [
+        _event("queued", 3, enqueued_at=T0 + dt.timedelta(seconds=3)),
+        _event("running", 3, attempts=1),
+        _event("done", 3, attempts=1),
+        _event("dead", 3, attempts=1),
+    ]
+    for event in late:
+        assert merge(revoked, event).status == merge(event, revoked).status == "revoked", event.status

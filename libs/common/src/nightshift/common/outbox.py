@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import dramatiq
 import psycopg
 from opentelemetry import propagate
 from pydantic import BaseModel
-from sqlalchemy import Engine, select, text, update
+from sqlalchemy import Engine, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from nightshift.common.db.models import OutboxEvent
@@ -56,6 +56,45 @@ def publish_in_transaction(
     session.flush()
     session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": OUTBOX_CHANNEL})
     return row
+
+
+def publish_many_in_transaction(
+    session: Session,
+    name: str,
+    payloads: Sequence[Mapping[str, Any] | BaseModel],
+    *,
+    aggregate_ids: Sequence[str | None] | None = None,
+) -> int:
+    """Record one event *name* per payload in *session*'s transaction, in one statement.
+
+    For set-based work that publishes an event per row (a cleanup batch): each
+    payload is validated as :func:`publish_in_transaction` does, the rows are
+    inserted together, and the relay is notified once.
+
+    Returns:
+      How many events were recorded.
+
+    Raises:
+      UnknownEvent, InvalidEvent: At once, naming the first payload refused; nothing is recorded.
+    """
+    if aggregate_ids is not None and len(aggregate_ids) != len(payloads):
+        raise ValueError("aggregate_ids must have one entry per payload")
+    if not payloads:
+        return 0
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    rows = [
+        {
+            "event_name": name,
+            "payload": validate_event(name, payload)[1].model_dump(mode="json"),
+            "aggregate_id": aggregate_ids[index] if aggregate_ids is not None else None,
+            "trace_context": carrier,
+        }
+        for index, payload in enumerate(payloads)
+    ]
+    session.execute(insert(OutboxEvent), rows)
+    session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": OUTBOX_CHANNEL})
+    return len(rows)
 
 
 class OutboxRelay:

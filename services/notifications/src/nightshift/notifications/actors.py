@@ -4,10 +4,17 @@ from __future__ import annotations
 
 from nightshift.common import runtime
 from nightshift.common.contracts import contract_actor
-from nightshift.common.contracts.notifications import SEND_EMAIL, SEND_EMAIL_CRITICAL, EmailRequest
-from nightshift.notifications import delivery
+from nightshift.common.contracts.notifications import (
+    SEND_EMAIL,
+    SEND_EMAIL_CRITICAL,
+    SEND_OPS_ALERT,
+    EmailRequest,
+    OpsAlert,
+)
+from nightshift.notifications import alerts, delivery
 from nightshift.notifications.mailers import configured_mailer
 from nightshift.notifications.rendering import configured_templates
+from nightshift.notifications.settings import NotificationsSettings
 
 
 @contract_actor(SEND_EMAIL)
@@ -27,5 +34,17 @@ def _send(payload: EmailRequest) -> None:
         runtime.session_factory(),
         runtime.resource(configured_mailer),
         payload,
+        templates=runtime.resource(configured_templates),
+    )
+
+
+@contract_actor(SEND_OPS_ALERT)
+def send_ops_alert(payload: OpsAlert) -> None:
+    """Email an alert to the operators' address, once per alert key."""
+    alerts.send_ops_alert(
+        runtime.session_factory(),
+        runtime.resource(configured_mailer),
+        payload,
+        operators_address=runtime.service_settings(NotificationsSettings).operators_address,
         templates=runtime.resource(configured_templates),
     )

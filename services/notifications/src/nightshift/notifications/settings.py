@@ -41,6 +41,8 @@ class NotificationsSettings(ServiceSettings):
 
     from_address: str = Field(default="no-reply@nightshift.local", pattern=r"^[^@\s]+@[^@\s]+$")
     from_name: str = "Nightshift"
+    #: Where operators' alerts (``ops.alert_raised``) are emailed until the ops service exists.
+    operators_address: str = Field(default="operators@nightshift.local", pattern=r"^[^@\s]+@[^@\s]+$")
     #: Used when a user's locale has no version of the template.
     default_locale: str = Field(default="en", pattern=r"^[a-z]{2}$")
 

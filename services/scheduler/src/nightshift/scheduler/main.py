@@ -9,6 +9,7 @@ import redis
 
 from nightshift.common import runtime
 from nightshift.common.broker import build_broker
+from nightshift.common.db.engine import make_engine, make_session_factory
 from nightshift.common.health import HealthServer, readiness_check
 from nightshift.common.logs import configure_logging
 from nightshift.common.processes import stop_on_signals
@@ -22,6 +23,11 @@ from nightshift.scheduler.loop import Scheduler
 from nightshift.scheduler.settings import SchedulerSettings
 
 logger = logging.getLogger(__name__)
+
+#: A leader frozen mid-transaction (SIGSTOP, a VM pause) must not block its successor:
+#: PostgreSQL ends such a transaction after a few seconds and releases its row locks, and a
+#: write that waits for a lock gives up instead of stalling the loop (the tick retries).
+SESSION_SETTINGS = {"idle_in_transaction_session_timeout": "3s", "lock_timeout": "2s"}
 
 
 def run(spec: ServiceSpec) -> int:
@@ -43,7 +49,14 @@ def run(spec: ServiceSpec) -> int:
         schedules=schedules,
         lease=lease,
         claims=FireClaims(client, broker),
-        session_factory=runtime.session_factory(),
+        session_factory=make_session_factory(
+            make_engine(
+                settings.database_url,
+                pool_size=2,
+                application_name="nightshift-scheduler",
+                session_settings=SESSION_SETTINGS,
+            )
+        ),
         default_timezone=settings.timezone,
         reload_interval=dt.timedelta(milliseconds=options.reload_interval_ms),
         tolerance=dt.timedelta(milliseconds=options.misfire_tolerance_ms),

@@ -21,5 +21,20 @@ class EmailRequest(Payload):
     urgency: Literal["high", "critical"] = "high"
 
 
+class OpsAlert(Payload):
+    """Tell the operators about *kind* from *source*, once per *alert_key*."""
+
+    alert_key: str = Field(min_length=1, max_length=200)
+    source: str = Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=50)
+    kind: str = Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=50)
+    severity: Literal["info", "warning", "critical"] = "warning"
+    #: One line for the subject: facts only, never personal data.
+    summary: str = Field(min_length=1, max_length=300)
+    #: The figures behind the alert (metric values, thresholds).
+    facts: dict[str, float | int | str] = Field(default_factory=dict)
+
+
 SEND_EMAIL = Contract("notifications", "send_email", Lane.HIGH, EmailRequest)
 SEND_EMAIL_CRITICAL = Contract("notifications", "send_email_critical", Lane.CRITICAL, EmailRequest)
+#: Operators' alerts go ahead of transactional mail: they are few and someone should act.
+SEND_OPS_ALERT = Contract("notifications", "send_ops_alert", Lane.CRITICAL, OpsAlert)

@@ -8,7 +8,7 @@ record writer, the outbox relay, health checks).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
 from sqlalchemy import Engine, create_engine
@@ -22,14 +22,27 @@ def sqlalchemy_url(database_url: str) -> str:
     return url.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
 
 
-def make_engine(database_url: str, *, pool_size: int = 5, application_name: str = "nightshift") -> Engine:
-    """An engine with a pool sized for one worker process and fast failure when PostgreSQL is down."""
+def make_engine(
+    database_url: str,
+    *,
+    pool_size: int = 5,
+    application_name: str = "nightshift",
+    session_settings: Mapping[str, str] | None = None,
+) -> Engine:
+    """An engine with a pool sized for one worker process and fast failure when PostgreSQL is down.
+
+    Parameters:
+      session_settings: PostgreSQL settings for every connection (``{"lock_timeout": "2s"}``).
+    """
+    connect_args: dict[str, object] = {"connect_timeout": 3, "application_name": application_name}
+    if session_settings:
+        connect_args["options"] = " ".join(f"-c {name}={value}" for name, value in session_settings.items())
     return create_engine(
         sqlalchemy_url(database_url),
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=True,
-        connect_args={"connect_timeout": 3, "application_name": application_name},
+        connect_args=connect_args,
     )
 
 

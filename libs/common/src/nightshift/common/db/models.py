@@ -99,20 +99,30 @@ class UserStats(Base):
     updated_at: Mapped[dt.datetime] = _now()
 
 
-# --- posts (the part the users service reads; the posts service extends it) --
+# --- posts: the app's content (written by the app; the posts service derives its own tables) --
+
+
+#: The languages a post may be written in; anything else is stored as NULL (unknown).
+POST_LANGUAGES = ("en", "fr")
 
 
 class Post(Base):
+    """A post, as the app writes it. ``language`` is ``en``, ``fr`` or NULL (unknown)."""
+
     __tablename__ = "posts"
+    __table_args__ = (Index("ix_posts_created_at", "created_at"),)
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     author_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     body: Mapped[str] = mapped_column(Text, server_default="")
+    language: Mapped[str | None] = mapped_column(String(8))
     created_at: Mapped[dt.datetime] = _now()
+    updated_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class PostLike(Base):
     __tablename__ = "post_likes"
+    __table_args__ = (Index("ix_post_likes_created_at", "created_at"),)
 
     post_id: Mapped[int] = mapped_column(ForeignKey("posts.id", ondelete="CASCADE"), primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
@@ -121,11 +131,24 @@ class PostLike(Base):
 
 class Comment(Base):
     __tablename__ = "comments"
+    __table_args__ = (Index("ix_comments_created_at", "created_at"),)
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     post_id: Mapped[int] = mapped_column(ForeignKey("posts.id", ondelete="CASCADE"), index=True)
     author_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     body: Mapped[str] = mapped_column(Text, server_default="")
+    created_at: Mapped[dt.datetime] = _now()
+
+
+class Share(Base):
+    """A user sharing a post (several times if they like)."""
+
+    __tablename__ = "shares"
+    __table_args__ = (Index("ix_shares_created_at", "created_at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    post_id: Mapped[int] = mapped_column(ForeignKey("posts.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     created_at: Mapped[dt.datetime] = _now()
 
 

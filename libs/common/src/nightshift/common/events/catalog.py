@@ -6,11 +6,12 @@ name that is not listed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
 from pydantic import Field
 
-from nightshift.common.contracts import Payload, media, notifications, users
+from nightshift.common.contracts import Payload, media, notifications, posts, users
 from nightshift.common.events.spec import EventSpec, Subscriber
 
 
@@ -44,8 +45,39 @@ class MediaFailed(Payload):
     reason: str = Field(pattern=r"^[a-z][a-z_]*$", max_length=32)
 
 
+class PostCreated(Payload):
+    post_id: int = Field(gt=0)
+
+
+class PostUpdated(Payload):
+    post_id: int = Field(gt=0)
+
+
 class PostDeleted(Payload):
     post_id: int = Field(gt=0)
+
+
+class ReindexRequested(Payload):
+    reason: str = Field(default="requested", min_length=1, max_length=200)
+
+
+class AlertRaised(Payload):
+    #: Alerts with the same key are sent once (a re-run of the check raises nothing new).
+    alert_key: str = Field(min_length=1, max_length=200)
+    source: str = Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=50)
+    kind: str = Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=50)
+    severity: Literal["info", "warning", "critical"] = "warning"
+    summary: str = Field(min_length=1, max_length=300)
+    facts: dict[str, float | int | str] = Field(default_factory=dict)
+
+
+def _post_change(change: str) -> Callable[[Payload], dict[str, object]]:
+    """Adapt a ``post.*`` event to the indexer's payload, which says what happened."""
+
+    def adapt(event: Payload) -> dict[str, object]:
+        return {**event.model_dump(mode="json"), "change": change}
+
+    return adapt
 
 
 def _email_fields(event: NotificationRequested) -> dict[str, object]:
@@ -102,11 +134,42 @@ CATALOG: dict[str, EventSpec] = {
             description="An upload was refused; the media row holds the detailed reason.",
         ),
         EventSpec(
+            name="post.created",
+            version=1,
+            schema=PostCreated,
+            subscribers=(Subscriber(posts.INDEX_POST, adapt=_post_change("created")),),
+            description="A post was written; its hashtags are linked and it becomes searchable.",
+        ),
+        EventSpec(
+            name="post.updated",
+            version=1,
+            schema=PostUpdated,
+            subscribers=(Subscriber(posts.INDEX_POST, adapt=_post_change("updated")),),
+            description="A post was edited; its hashtags and search document follow.",
+        ),
+        EventSpec(
             name="post.deleted",
             version=1,
             schema=PostDeleted,
-            subscribers=(Subscriber(media.DELETE_POST_MEDIA),),
-            description="A post was deleted; its media go with it.",
+            subscribers=(
+                Subscriber(media.DELETE_POST_MEDIA),
+                Subscriber(posts.INDEX_POST, adapt=_post_change("deleted")),
+            ),
+            description="A post was deleted; its media go with it and it leaves the search index.",
+        ),
+        EventSpec(
+            name="posts.reindex_requested",
+            version=1,
+            schema=ReindexRequested,
+            subscribers=(Subscriber(posts.REINDEX_SEARCH),),
+            description="Rebuild the whole posts search index beside the live one, then swap.",
+        ),
+        EventSpec(
+            name="ops.alert_raised",
+            version=1,
+            schema=AlertRaised,
+            subscribers=(Subscriber(notifications.SEND_OPS_ALERT),),
+            description="Something needs an operator's attention (e.g. a content anomaly); emailed to the operators.",
         ),
     )
 }

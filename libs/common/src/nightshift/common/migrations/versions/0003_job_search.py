@@ -1,7 +1,7 @@
 """job search: a job's trace id and traceback; indexes for the ops dashboard's searches
 
 Revision ID: 0003
-Revises: 0001
+Revises: 0002
 Create Date: 2026-11-28 10:00:00
 """
 
@@ -11,8 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0003"
-# Written beside the posts branch's 0002; whichever merges second chains onto the other.
-down_revision = "0001"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,54 @@
+"""Contracts of the posts service's actors."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal
+
+from pydantic import Field
+
+from nightshift.common.contracts import Contract, NoArguments, Payload
+from nightshift.common.lanes import Lane
+
+#: What happened to a post, as the indexer is told.
+PostChangeKind = Literal["created", "updated", "deleted"]
+
+
+class PostChange(Payload):
+    """Post *post_id* was created, edited or deleted: bring its hashtags and search document up to date."""
+
+    post_id: int = Field(gt=0)
+    change: PostChangeKind
+
+
+class ReindexRequest(Payload):
+    """Rebuild the whole search index; *reason* is recorded with the run."""
+
+    reason: str = Field(default="requested", min_length=1, max_length=200)
+
+
+class HourRef(Payload):
+    """The hour to rank, as its start; None means the last complete hour."""
+
+    hour: dt.datetime | None = None
+
+
+class DayRef(Payload):
+    """A local calendar day; None means the day the task is about by default (see the actor)."""
+
+    day: dt.date | None = None
+
+
+#: Real-time indexing: a post is searchable seconds after it is written.
+INDEX_POST = Contract("posts", "index_post", Lane.HIGH, PostChange)
+#: A full rebuild of 1M posts takes a minute or two; an hour is a hung worker.
+REINDEX_SEARCH = Contract("posts", "reindex_search", Lane.LOW, ReindexRequest, options={"time_limit": 3_600_000})
+OPTIMIZE_SEARCH_INDEX = Contract(
+    "posts", "optimize_search_index", Lane.LOW, NoArguments, options={"time_limit": 3_600_000}
+)
+UPDATE_TRENDING_HASHTAGS = Contract("posts", "update_trending_hashtags", Lane.NORMAL, HourRef)
+UPDATE_POST_ENGAGEMENT_SCORES = Contract(
+    "posts", "update_post_engagement_scores", Lane.NORMAL, DayRef, options={"time_limit": 3_600_000}
+)
+GENERATE_CONTENT_ANALYTICS = Contract("posts", "generate_content_analytics", Lane.NORMAL, DayRef)
+CLEANUP_OLD_POSTS = Contract("posts", "cleanup_old_posts", Lane.LOW, NoArguments, options={"time_limit": 3_600_000})

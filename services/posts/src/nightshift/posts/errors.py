@@ -1,0 +1,9 @@
+"""Why the posts service refuses work: permanent errors, dead-lettered with their reason."""
+
+from __future__ import annotations
+
+from nightshift.common.errors import PermanentError
+
+
+class PostRejected(PermanentError):
+    """A post cannot be indexed as it is (its body is over the size limit); retrying cannot help."""
