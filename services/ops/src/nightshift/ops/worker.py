@@ -13,6 +13,7 @@ import uvicorn
 
 from nightshift.common import runtime
 from nightshift.common.logs import configure_logging
+from nightshift.common.processes import stop_on_signals
 from nightshift.common.service import ServiceSpec
 from nightshift.common.tracing import configure_tracing
 from nightshift.ops.app import create_app
@@ -29,6 +30,9 @@ def main(spec: ServiceSpec) -> int:
     configure_tracing(spec.name, otlp_endpoint=settings.otel_exporter_otlp_endpoint)
     port = spec.health_port if options.port is None else options.port
     logger.info("Ops dashboard on http://%s:%d/", options.host, port)
-    # uvicorn handles SIGTERM and SIGINT itself: it stops accepting, finishes the requests, exits.
-    uvicorn.run(create_app(), host=options.host, port=port, log_level="warning", access_log=False)
+    # uvicorn handles SIGTERM and SIGINT itself (stops accepting, finishes the requests), then
+    # re-raises the signal to the handlers it found: ours, so the process exits 0 instead of dying of it.
+    stop_on_signals()
+    config = uvicorn.Config(create_app(), host=options.host, port=port, log_level="warning", access_log=False)
+    uvicorn.Server(config).run()
     return 0
