@@ -122,11 +122,11 @@ def _restart_dead(services: list[LocalService]) -> None:
 
 
 def _demo_tick(factory: object, demos: list[object]) -> None:
-    try:
-        for demo in demos:
+    for demo in demos:  # one hook failing (no user yet for a post) must not starve the others
+        try:
             demo(factory)  # type: ignore[operator]
-    except Exception as error:
-        print(f"demo        skipped: {type(error).__name__}: {error}")
+        except Exception as error:
+            print(f"demo        skipped: {type(error).__name__}: {error}")
 
 
 def _banner_lines(services: list[LocalService], factory: object) -> list[str]:
