@@ -5,12 +5,10 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from fastapi import HTTPException
 
 from nightshift.common.middleware.job_records import trace_id
 from nightshift.common.records import JobEvent, merge
-from nightshift.ops.api import parse_cursor
-from nightshift.ops.jobs import InvalidJobId, parse_job_id
+from nightshift.ops.jobs import InvalidJobId, parse_cursor, parse_job_id
 from nightshift.ops.pages import _safe_next
 from nightshift.ops.passwords import MIN_PASSWORD_CHARS, digest, hash_password, new_secret, verify_password
 
@@ -48,7 +46,7 @@ def test_job_ids_and_cursors_are_parsed_or_refused_by_name() -> None:
         parse_job_id("nope")
     moment, key = parse_cursor("2026-11-28T10:00:00+00:00|0b6d1c7e-0000-4000-8000-000000000001")
     assert moment == dt.datetime(2026, 11, 28, 10, tzinfo=dt.UTC) and key.version == 4
-    with pytest.raises(HTTPException):
+    with pytest.raises(InvalidJobId, match="not a cursor"):
         parse_cursor("garbage")
 
 

@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 
 from nightshift.ops import actions, views
 from nightshift.ops.accounts import Principal
-from nightshift.ops.jobs import STATUSES, JobFilters, parse_job_id
+from nightshift.ops.jobs import STATUSES, JobFilters, parse_cursor, parse_job_id
 from nightshift.ops.publishing import catalog_schemas, publish_once
 from nightshift.ops.security import api_access, context
 from nightshift.ops.stats import WINDOWS_MIN
@@ -101,15 +101,6 @@ def jobs(
         before=parse_cursor(before) if before else None,
     )
     return views.job_search(context(request), filters, limit=limit)
-
-
-def parse_cursor(cursor: str) -> tuple[dt.datetime, Any]:
-    """The ``next`` cursor of a page of jobs (``<updated_at>|<job id>``)."""
-    moment, _, job_id = cursor.partition("|")
-    try:
-        return dt.datetime.fromisoformat(moment), parse_job_id(job_id)
-    except ValueError:
-        raise HTTPException(422, f"before: {cursor!r} is not a cursor from a previous page") from None
 
 
 @router.get("/jobs/{job_id}", summary="A job: arguments, attempts, error, traceback, trigger, trace link")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +64,14 @@ def default_context() -> OpsContext:
 def create_app(ctx: OpsContext | None = None) -> FastAPI:
     """The application; *ctx* defaults to one built from the environment."""
     ctx = ctx or default_context()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        ctx.broker.close()  # flushes the job records of what this process enqueued
+
     app = FastAPI(
+        lifespan=lifespan,
         title="Nightshift ops",
         description="Queues, workers, jobs, dead letters, schedules, actors and audit of the platform.",
         version="1",
@@ -116,10 +124,6 @@ def create_app(ctx: OpsContext | None = None) -> FastAPI:
     @app.get("/keda/{pool}", summary="KEDA metrics-api: the backlog of a worker pool (service) or a queue")
     def keda(pool: str) -> dict[str, int]:
         return {"backlog": pool_backlog(ctx, pool)}
-
-    @app.on_event("shutdown")
-    def close() -> None:
-        ctx.broker.close()
 
     return app
 

@@ -40,6 +40,19 @@ def parse_job_id(value: str) -> uuid.UUID:
         raise InvalidJobId(f"{value!r} is not a job id (a UUID such as 0b6d1c7e-…)") from None
 
 
+def parse_cursor(cursor: str) -> tuple[dt.datetime, uuid.UUID]:
+    """The ``next`` cursor of a page of jobs (``<updated_at>|<job id>``).
+
+    Raises:
+      InvalidJobId: It is not a cursor a previous page gave.
+    """
+    moment, _, job_id = cursor.partition("|")
+    try:
+        return dt.datetime.fromisoformat(moment), uuid.UUID(job_id)
+    except ValueError:
+        raise InvalidJobId(f"before: {cursor!r} is not a cursor from a previous page") from None
+
+
 @dataclass(frozen=True)
 class JobFilters:
     """What a search of the history asks for; every field is optional.

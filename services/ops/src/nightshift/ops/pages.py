@@ -19,8 +19,8 @@ from fastapi.templating import Jinja2Templates
 from nightshift.ops import actions, views
 from nightshift.ops.accounts import Principal, authenticate, close_session, open_session
 from nightshift.ops.errors import InvalidCredentials, LoginThrottled
-from nightshift.ops.jobs import STATUSES, JobFilters, parse_job_id
-from nightshift.ops.security import SESSION_COOKIE, client_address, context, identify, page_access
+from nightshift.ops.jobs import STATUSES, JobFilters, parse_cursor, parse_job_id
+from nightshift.ops.security import SESSION_COOKIE, client_address, context, page_access
 from nightshift.ops.stats import WINDOWS_MIN
 
 router = APIRouter(include_in_schema=False)
@@ -191,11 +191,7 @@ def _moment(value: str, name: str) -> dt.datetime | None:
 
 
 def _cursor(value: str) -> tuple[dt.datetime, Any] | None:
-    if not value:
-        return None
-    from nightshift.ops.api import parse_cursor
-
-    return parse_cursor(value)
+    return parse_cursor(value) if value else None
 
 
 @router.get("/jobs/{job_id}")
@@ -298,8 +294,3 @@ def audit_page(request: Request, who: Reader, before: int | None = None, by: str
     return _render(
         request, "audit.html", who, data=views.audit_entries(context(request), before_id=before, who=by or None), by=by
     )
-
-
-def signed_in(request: Request) -> Principal | None:
-    """The principal of a request, for templates that show the login state."""
-    return identify(request)

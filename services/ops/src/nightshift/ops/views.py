@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
-from dataclasses import asdict
 from typing import Any
 
 from nightshift.common import schedule_control
@@ -212,8 +211,3 @@ def audit_entries(ctx: OpsContext, *, before_id: int | None = None, who: str | N
     with ctx.sessions() as session:
         found = audit.entries(session, before_id=before_id, who=who)
     return {"entries": found, "next": found[-1]["id"] if len(found) == audit.PAGE_SIZE else None}
-
-
-def as_dict(item: object) -> dict[str, Any]:
-    """A dataclass as a JSON-ready dict."""
-    return {key: value.isoformat() if isinstance(value, dt.datetime) else value for key, value in asdict(item).items()}  # type: ignore[call-overload]
