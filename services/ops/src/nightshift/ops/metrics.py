@@ -76,10 +76,17 @@ class OpsCollector(Collector):
             labels=["schedule"],
         )
         paused = GaugeMetricFamily("nightshift_schedule_paused", "1 while the schedule is paused.", labels=["schedule"])
-        query = select(ScheduleRow.name, ScheduleRow.last_fire_at, ScheduleRow.last_enqueued_at, ScheduleRow.paused)
+        query = select(
+            ScheduleRow.name,
+            ScheduleRow.last_fire_at,
+            ScheduleRow.last_enqueued_at,
+            ScheduleRow.changed_at,
+            ScheduleRow.paused,
+        )
         with self.ctx.sessions() as session:
-            for name, fired_for, enqueued_at, is_paused in session.execute(query):
-                if fired_for is not None and enqueued_at is not None:
+            for name, fired_for, enqueued_at, changed_at, is_paused in session.execute(query):
+                # A "run now" stamps last_enqueued_at and changed_at alike: not a fire, so no lag.
+                if fired_for is not None and enqueued_at is not None and enqueued_at != changed_at:
                     lag.add_metric([name], max((enqueued_at - fired_for).total_seconds(), 0.0))
                 paused.add_metric([name], 1.0 if is_paused else 0.0)
         yield from (lag, paused)
