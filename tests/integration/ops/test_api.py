@@ -359,3 +359,20 @@ def test_the_login_form_needs_its_csrf_token(client: TestClient, operator: str) 
     client.get("/login")
     response = client.post("/login", data={"name": operator, "password": PASSWORD}, follow_redirects=False)
     assert response.status_code == 403
+
+
+def test_schedule_lag_is_how_late_the_last_fire_was_enqueued(
+    client: TestClient, tokens: dict[str, str], ctx: OpsContext
+) -> None:
+    _schedule(ctx)
+    fired_for = dt.datetime(2026, 11, 28, 3, tzinfo=dt.UTC)
+    with transaction(ctx.sessions) as session:
+        row = session.get(ScheduleRow, "nightly_touch")
+        assert row is not None
+        row.last_fire_at, row.last_enqueued_at = fired_for, fired_for + dt.timedelta(milliseconds=1500)
+
+    assert 'nightshift_schedule_lag_seconds{schedule="nightly_touch"} 1.5' in client.get("/metrics").text
+    client.post("/api/schedules/nightly_touch/run", headers=bearer(tokens["act"]))
+    metrics = client.get("/metrics").text
+    assert 'nightshift_schedule_lag_seconds{schedule="nightly_touch"}' not in metrics  # a run-now is no fire
+    assert 'nightshift_schedule_paused{schedule="nightly_touch"} 0.0' in metrics
