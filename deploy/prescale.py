@@ -12,9 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from nightshift.common.schedules import Schedule, cron_fields
-
 from deploy.pools import PRESCALE_HOLD_MINUTES, PRESCALE_LEAD_MINUTES, Deployed
+from nightshift.common.schedules import Schedule, cron_fields
 
 
 def shift_cron(cron: str, minutes: int) -> str:
