@@ -141,9 +141,22 @@ def traces(seed: int) -> list[Trace]:
         return max(0.0, shape * steady_noise[t])
 
     return [
-        Trace("digest", "Monday 09:00 digest: 100,000 emails (notifications)", notifications_workload(), 2 * 3600, digest, 1800),
+        Trace(
+            "digest",
+            "Monday 09:00 digest: 100,000 emails (notifications)",
+            notifications_workload(),
+            2 * 3600,
+            digest,
+            1800,
+        ),
         Trace("media-peak", "Media upload peak: 2/s to 40/s for 20 min (media)", media_workload(), 5400, uploads),
-        Trace("steady-day", "A steady day with noise: 20-400 emails/s (notifications)", notifications_workload(), 86_400, steady),
+        Trace(
+            "steady-day",
+            "A steady day with noise: 20-400 emails/s (notifications)",
+            notifications_workload(),
+            86_400,
+            steady,
+        ),
     ]
 
 
@@ -158,11 +171,8 @@ def hpa_desired(current: int, metrics: Sequence[tuple[float, float, str]]) -> in
     best = 0
     for value, target, kind in metrics:
         ratio = value / (target * max(current, 1)) if kind == "average" else value / target
-        if abs(ratio - 1.0) <= TOLERANCE:
-            proposal = current
-        else:
-            proposal = math.ceil(ratio * max(current, 1))
-        best = max(best, proposal)
+        within = abs(ratio - 1.0) <= TOLERANCE
+        best = max(best, current if within else math.ceil(ratio * max(current, 1)))
     return best
 
 
@@ -314,9 +324,14 @@ def main(argv: list[str] | None = None) -> int:
         for run in runs:
             summary = summarise(trace, run)
             drain = f"{summary.drain_s / 60:.1f} min" if summary.drain_s is not None else "n/a"
-            print(
-                f"| {trace.name} | {summary.signal} | {drain} | {summary.peak_age_s:.0f} s | {summary.replica_minutes:,.0f} |"
+            cells = (
+                trace.name,
+                summary.signal,
+                drain,
+                f"{summary.peak_age_s:.0f} s",
+                f"{summary.replica_minutes:,.0f}",
             )
+            print("| " + " | ".join(cells) + " |")
         if not options.no_plots:
             plot(trace, runs, IMG_DIR / f"scaling-{trace.name}.png")
     return 0

@@ -19,9 +19,8 @@ import sys
 import time
 from pathlib import Path
 
-from nightshift.common.local.embedded import EmbeddedRedis
-
 from bench._common import WORKDIR, header
+from nightshift.common.local.embedded import EmbeddedRedis
 
 #: Clock ticks per second of ``/proc/<pid>/stat``'s CPU fields.
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -56,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     per_message_us = redis_cpu / messages * 1e6
     print(header("One Redis's ceiling: its CPU per message (enqueue, fetch, ack, heartbeats)"))
     print(f"  {messages} messages in {wall:.1f} s of bench (start-ups included); redis-server CPU {redis_cpu:.2f} s")
-    print(f"  Redis CPU per message: {per_message_us:.1f} us -> ceiling of one Redis core: {1e6 / per_message_us:,.0f} msgs/s")
+    ceiling = 1e6 / per_message_us
+    print(f"  Redis CPU per message: {per_message_us:.1f} us -> ceiling of one Redis core: {ceiling:,.0f} msgs/s")
     return 0
 
 
