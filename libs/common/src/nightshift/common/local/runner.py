@@ -121,11 +121,12 @@ def _restart_dead(services: list[LocalService]) -> None:
 
 
 def _demo_tick(factory: object, demos: list[object]) -> None:
-    try:
-        for demo in demos:
+    # Each hook on its own: one that cannot run yet (no user to write a post) must not starve the others.
+    for demo in demos:
+        try:
             demo(factory)  # type: ignore[operator]
-    except Exception as error:
-        print(f"demo        skipped: {type(error).__name__}: {error}")
+        except Exception as error:
+            print(f"demo        skipped: {type(error).__name__}: {error}")
 
 
 def _print_banner(services: list[LocalService], var_dir: Path) -> None:
