@@ -7,8 +7,8 @@ Run by the erasure's finishing step, after every service erased its part:
   (a worker that already holds it skips it) and removed;
 * **outbox events** naming the user, relayed or not, are deleted (an unsent one
   would act on a user who no longer exists);
-* **job records** keep the row (what ran, when, how it ended) with the user's id in
-  their arguments replaced by :data:`ERASED`;
+* **job records** keep the row (what ran, when, how it ended) with their arguments
+  replaced by ``{"user_id": "erased"}`` and the id taken out of their errors;
 * **earlier requests** of the same subject keep their audit (who asked, when, the
   digest) and lose the id, and their export archives are deleted.
 """
@@ -97,25 +97,34 @@ def _naming(client: Any, hash_key: str, user_id: int) -> Iterator[tuple[str, str
 
 def delete_outbox_events(session: Session, user_id: int) -> int:
     """Delete the outbox events (relayed or not) whose payload names *user_id*; return how many."""
-    return int(
-        session.execute(
-            text("DELETE FROM outbox_events WHERE " + _json_names("payload"))  # noqa: S608 - constants, {"id": str(user_id)}
-        ).rowcount  # type: ignore[attr-defined]
-    )
+    statement = text("DELETE FROM outbox_events WHERE " + _json_names("payload"))  # noqa: S608 - constants
+    return int(session.execute(statement, {"id": str(user_id)}).rowcount)  # type: ignore[attr-defined]
 
 
 def strip_job_records(session: Session, user_id: int) -> int:
-    """Replace *user_id* in the arguments of job records that name it; return how many rows."""
-    args = "args"
-    for name in SUBJECT_FIELDS:
-        args = (
-            f"CASE WHEN {args}->>'{name}' = :id "
-            f"THEN jsonb_set({args}, '{{{name}}}', to_jsonb(CAST(:erased AS text))) ELSE {args} END"
+    """Strip the user from the job records (and their audit rows) that name them; return how many records.
+
+    The rows stay — what ran, when, how it ended — with their arguments replaced
+    by ``{"user_id": "erased"}`` (other arguments, such as an idempotency key,
+    may embed the id) and the id replaced by ``erased`` in their errors.
+    """
+    params = {"id": str(user_id), "args": json.dumps(dict.fromkeys(SUBJECT_FIELDS, ERASED)), "erased": ERASED}
+    stripped = session.scalars(
+        text(
+            "UPDATE job_records SET args = CAST(:args AS jsonb), last_error = replace(last_error, :id, :erased) "  # noqa: S608
+            f"WHERE {_json_names('args')} RETURNING message_id"
+        ),
+        params,
+    ).all()
+    if stripped:
+        session.execute(
+            text(
+                "UPDATE task_audit SET error = replace(error, :id, :erased) "
+                "WHERE message_id = ANY(:ids) AND strpos(error, :id) > 0"
+            ),
+            {**params, "ids": list(stripped)},
         )
-    statement = text(f"UPDATE job_records SET args = {args} WHERE {_json_names('args')}")  # noqa: S608 - constants
-    return int(
-        session.execute(statement, {"id": str(user_id), "erased": ERASED}).rowcount  # type: ignore[attr-defined]
-    )
+    return len(stripped)
 
 
 def forget_subject_requests(session: Session, storage: Storage, subject_digest: str) -> int:
