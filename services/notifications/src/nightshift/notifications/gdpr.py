@@ -8,8 +8,9 @@ catcher's copy; what an SMTP server or SendGrid delivered is beyond reach).
 
 A table of this service that holds a user's rows (preferences, devices,
 webhooks…) joins the export and the erasure by being listed in
-:data:`USER_TABLES` with the column naming the user and the columns worth
-exporting; nothing else changes.
+:data:`USER_TABLES` with the condition selecting the user's rows and the
+columns worth exporting; nothing else changes (``docs/gdpr.md`` lists the lines
+the preferences, suppressions, push and webhook tables need).
 """
 
 from __future__ import annotations
@@ -48,20 +49,22 @@ class UserTable:
 
     Parameters:
       name: The table.
-      user_column: The column holding the user's id.
-      columns: What is exported of each row (never secrets such as device tokens in clear).
+      where: SQL selecting the user's rows, the user's id bound as ``:user``
+        (``user_id = :user``; a subquery for rows reached through another table).
+      columns: What is exported of each row (never secrets: device tokens, webhook secrets).
       order_by: The export's order.
     """
 
     name: str
-    user_column: str
+    where: str
     columns: tuple[str, ...]
     order_by: str = "id"
 
 
-#: Every table of the service that holds a user's rows: exported, then deleted on erasure.
+#: Every table of the service that holds a user's rows: exported, then deleted on erasure,
+#: in this order (list rows reached through another table before that table).
 USER_TABLES: tuple[UserTable, ...] = (
-    UserTable("email_deliveries", "user_id", ("id", "template", "locale", "backend", "sent_at")),
+    UserTable("email_deliveries", "user_id = :user", ("id", "template", "locale", "backend", "sent_at")),
 )
 
 
@@ -104,7 +107,7 @@ def erase_part(sessions: sessionmaker[Session], request_id: int, *, outbox_dir: 
         ).all()
         counts = {"outbox_emails": _delete_outbox_files(outbox_dir, [str(name) for name in files])}
         for table in USER_TABLES:
-            statement = text(f"DELETE FROM {table.name} WHERE {table.user_column} = :user")  # noqa: S608 - constants
+            statement = text(f"DELETE FROM {table.name} WHERE {table.where}")  # noqa: S608 - constants
             counts[table.name] = int(session.execute(statement, {"user": user_id}).rowcount)  # type: ignore[attr-defined]
         finish_part(session, request_id, SERVICE, counts)
     return counts
@@ -130,7 +133,7 @@ def export_ready_context(session: Session, request: EmailRequest) -> dict[str, A
 def _rows(session: Session, table: UserTable, user_id: int) -> list[dict[str, Any]]:
     query = text(
         f"SELECT {', '.join(table.columns)} FROM {table.name} "  # noqa: S608 - constants
-        f"WHERE {table.user_column} = :user ORDER BY {table.order_by}"
+        f"WHERE {table.where} ORDER BY {table.order_by}"
     )
     return [dict(row._mapping) for row in session.execute(query, {"user": user_id})]
 
