@@ -26,6 +26,7 @@ from nightshift.common.db.models import GdprRequest
 from nightshift.common.events import publish
 from nightshift.common.gdpr.proof import verify_proof
 from nightshift.common.gdpr.settings import GdprSettings
+from nightshift.common.gdpr.workflow import part_message_id
 from nightshift.common.processes import wait_for
 from nightshift.common.redis_broker import NightshiftRedisBroker
 from nightshift.common.redis_keys import RedisKeys
@@ -149,6 +150,11 @@ def test_export_holds_all_of_the_user_and_erasure_leaves_nothing(
     assert record["parts"]["notifications"]["counts"]["outbox_emails"] == 2
     assert record["finish"]["counts"]["users"] == 1
     assert record["finish"]["counts"]["queued_messages"] == 2
+    status = json.loads(_run("gdpr", "status", str(erasure["request_id"]), "--json"))
+    assert (status["status"], status["requested_by"]) == ("done", "operator:alice")
+    assert {service: part["job_id"] for service, part in status["parts"].items()} == {
+        service: part_message_id(erasure["request_id"], "erasure", service) for service in GDPR_SERVICES
+    }
     proof = json.loads(_run("gdpr", "proof", str(erasure["request_id"])))
     assert verify_proof(proof, runtime.service_settings(GdprSettings).key("test"))
     assert not [needle for needle in needles if needle in json.dumps(proof)]
