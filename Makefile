@@ -27,7 +27,7 @@ lint: setup
 	$(UV) run --no-sync ruff check .
 
 typecheck: setup
-	$(UV) run --no-sync mypy libs services tests bench
+	$(UV) run --no-sync mypy libs services tests bench deploy
 
 pytest: setup
 	$(UV) run --no-sync pytest

@@ -36,6 +36,7 @@ READ_ENDPOINTS = [
     "/api/actors/ops_touch",
     "/api/audit",
     "/api/catalog",
+    "/api/metrics/backlog/users",
 ]
 
 
@@ -314,9 +315,14 @@ def test_openapi_docs_metrics_keda_and_probes(
     metrics = client.get("/metrics").text
     assert f'nightshift_queue_messages{{queue="{QUEUE}",state="ready"}} 1.0' in metrics
     assert 'nightshift_live_workers{service="users"} 0.0' in metrics
-    assert client.get(f"/keda/{QUEUE}").json() == {"backlog": 1}
-    assert client.get("/keda/users").json() == {"backlog": 0}
-    assert client.get("/keda/nope").status_code == 404
+    assert f'nightshift_pool_backlog{{pool="{QUEUE}"}} 1.0' in metrics
+    assert 'nightshift_pool_backlog{pool="users"} 0.0' in metrics
+    headers = bearer(tokens["read"])
+    queue = client.get(f"/api/metrics/backlog/{QUEUE}", headers=headers).json()
+    assert queue["backlog"] == 1 and queue["oldest_age_seconds"] >= 0
+    assert client.get("/api/metrics/backlog/users", headers=headers).json() == {"backlog": 0, "oldest_age_seconds": 0.0}
+    assert client.get("/api/metrics/backlog/nope", headers=headers).status_code == 404
+    assert client.get("/api/metrics/backlog/users").status_code == 401
     assert client.get("/livez").status_code == 200
     assert client.get("/readyz").json()["ok"] is True
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import urllib.request
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -31,6 +32,19 @@ def test_put_get_size_list_delete(storage: Storage) -> None:
     storage.delete("media/2/thumb.webp")  # idempotent
     assert list(storage.list("media/")) == []
     assert not storage.exists("media/1/original")
+
+
+def test_put_stream_stores_a_file_larger_than_one_chunk_from_its_position(storage: Storage, tmp_path: Path) -> None:
+    # Larger than S3's 8 MB multipart chunk, so a multipart upload of several parts.
+    data = os.urandom(9 * 1024 * 1024 + 123)
+    with open(tmp_path / "spool", "w+b") as spool:
+        spool.write(b"skipped" + data)
+        spool.seek(len(b"skipped"))
+        storage.put_stream("exports/big.zip", spool, content_type="application/zip")
+
+    assert storage.size("exports/big.zip") == len(data)
+    assert storage.get("exports/big.zip") == data
+    assert list(storage.list("exports/")) == ["exports/big.zip"]  # no temporary left
 
 
 def test_missing_objects_raise_not_found(storage: Storage) -> None:

@@ -44,6 +44,7 @@ DEFAULT_GRACE = dt.timedelta(minutes=10)
 DEFAULT_CATCH_UP_WINDOW = dt.timedelta(hours=1)
 
 _NAME = re.compile(r"^[a-z][a-z0-9_.-]{0,99}$")
+_QUEUE = re.compile(r"^[a-z][a-z0-9]*_(critical|high|normal|low)$")
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,9 @@ class Schedule:
       catch_up_window: How far back ``catch_up`` replays missed fires.
       overlap: Whether to fire while the previous run is still queued or running.
       description: One line shown by ``nightshift schedule list``.
+      floods: Queues each fire fills with a burst of messages (a digest's emails, say): the
+        Kubernetes manifests raise those queues' worker pools a few minutes before every fire
+        (``python -m deploy.manifests`` reads this).
 
     Raises:
       ValueError: When the name, cron expression, timezone or windows are malformed.
@@ -78,6 +82,7 @@ class Schedule:
     catch_up_window: dt.timedelta = DEFAULT_CATCH_UP_WINDOW
     overlap: OverlapPolicy = "allow"
     description: str = ""
+    floods: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
@@ -91,6 +96,9 @@ class Schedule:
             raise ValueError(f"schedule {self.name!r}: unknown overlap policy {self.overlap!r}")
         if self.grace < dt.timedelta(0) or self.catch_up_window < dt.timedelta(0):
             raise ValueError(f"schedule {self.name!r}: grace and catch_up_window must not be negative")
+        for queue in self.floods:
+            if not _QUEUE.match(queue):
+                raise ValueError(f"schedule {self.name!r}: floods {queue!r} is not a queue name like notifications_low")
         self.contract.parse(self.payload)  # fail at import, not at 02:00
 
 

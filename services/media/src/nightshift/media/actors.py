@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from nightshift.common import runtime
 from nightshift.common.contracts import NoArguments, contract_actor
+from nightshift.common.contracts import gdpr as gdpr_contracts
+from nightshift.common.contracts.gdpr import GdprRequestRef
 from nightshift.common.contracts.media import (
     CLEANUP_ORPHAN_MEDIA,
     DELETE_POST_MEDIA,
@@ -11,7 +13,7 @@ from nightshift.common.contracts.media import (
     MediaRef,
     PostRef,
 )
-from nightshift.media import processing, removal
+from nightshift.media import gdpr, processing, removal
 from nightshift.media.settings import MediaSettings
 
 
@@ -44,3 +46,15 @@ def cleanup_orphan_media(payload: NoArguments) -> None:
         grace=settings.orphan_grace(),
         batch_size=settings.cleanup_batch_size,
     )
+
+
+@contract_actor(gdpr_contracts.export_part(gdpr.SERVICE))
+def gdpr_export_media(payload: GdprRequestRef) -> None:
+    """Copy the user's originals and write their rows for a GDPR export."""
+    gdpr.export_part(runtime.session_factory(), runtime.storage(), payload.request_id)
+
+
+@contract_actor(gdpr_contracts.erase_part(gdpr.SERVICE))
+def gdpr_erase_media(payload: GdprRequestRef) -> None:
+    """Delete every upload of the user: originals, variants and rows."""
+    gdpr.erase_part(runtime.session_factory(), runtime.storage(), payload.request_id)

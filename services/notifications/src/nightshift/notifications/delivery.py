@@ -22,6 +22,7 @@ from nightshift.common.contracts.notifications import EmailRequest
 from nightshift.common.db.engine import transaction
 from nightshift.common.db.models import User
 from nightshift.common.errors import NotFound
+from nightshift.notifications import gdpr
 from nightshift.notifications.mailers import Address, Email, Mailer
 from nightshift.notifications.models import EmailDelivery
 from nightshift.notifications.rendering import EmailTemplates
@@ -67,6 +68,8 @@ def send_email(
         if user is None:
             raise NotFound(f"user {request.user_id} does not exist")
         context = {"display_name": user.display_name, "ids": dict(request.context_ids)}
+        if request.template == gdpr.EXPORT_READY_TEMPLATE:
+            context.update(gdpr.export_ready_context(session, request))
         rendered = templates.render(request.template, user.locale, context)
         email = Email(
             recipient=Address(user.email, user.display_name),

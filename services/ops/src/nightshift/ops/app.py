@@ -121,9 +121,12 @@ def create_app(ctx: OpsContext | None = None) -> FastAPI:
         body = generate_latest(REGISTRY) + generate_latest(ctx.broker.metrics_registry) + generate_latest(registry)
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
-    @app.get("/keda/{pool}", summary="KEDA metrics-api: the backlog of a worker pool (service) or a queue")
-    def keda(pool: str) -> dict[str, int]:
-        return {"backlog": pool_backlog(ctx, pool)}
+    @app.get(
+        "/api/metrics/backlog/{pool}",
+        summary="KEDA metrics-api: a worker pool's (service's, or one queue's) backlog and oldest message age",
+    )
+    def pool_metrics(pool: str, who: api.Reader) -> dict[str, float]:
+        return pool_backlog(ctx, pool)
 
     return app
 
@@ -145,7 +148,7 @@ def _handler(status: int) -> Any:
 
 
 def _error(request: Request, status: int, message: str, headers: dict[str, str]) -> Response:
-    if request.url.path.startswith(("/api", "/keda")) or "text/html" not in request.headers.get("accept", ""):
+    if request.url.path.startswith("/api") or "text/html" not in request.headers.get("accept", ""):
         return JSONResponse({"detail": message}, status_code=status, headers=headers)
     templates: Jinja2Templates = request.app.state.templates
     return templates.TemplateResponse(

@@ -8,6 +8,8 @@ from zoneinfo import ZoneInfo
 
 from nightshift.common import runtime
 from nightshift.common.contracts import NoArguments, contract_actor
+from nightshift.common.contracts import gdpr as gdpr_contracts
+from nightshift.common.contracts.gdpr import GdprRequestRef
 from nightshift.common.contracts.posts import (
     CLEANUP_OLD_POSTS,
     GENERATE_CONTENT_ANALYTICS,
@@ -21,7 +23,7 @@ from nightshift.common.contracts.posts import (
     PostChange,
     ReindexRequest,
 )
-from nightshift.posts import analytics, cleanup, engagement, indexing, optimize, reindex, trending
+from nightshift.posts import analytics, cleanup, engagement, gdpr, indexing, optimize, reindex, trending
 from nightshift.posts.settings import PostsSettings
 
 logger = logging.getLogger(__name__)
@@ -116,3 +118,15 @@ def cleanup_old_posts(payload: NoArguments) -> None:
         retention=dt.timedelta(days=settings.retention_days),
         batch_size=settings.cleanup_batch_size,
     )
+
+
+@contract_actor(gdpr_contracts.export_part(gdpr.SERVICE))
+def gdpr_export_posts(payload: GdprRequestRef) -> None:
+    """Write the user's posts, comments, likes and shares for a GDPR export."""
+    gdpr.export_part(runtime.session_factory(), runtime.storage(), payload.request_id)
+
+
+@contract_actor(gdpr_contracts.erase_part(gdpr.SERVICE))
+def gdpr_erase_posts(payload: GdprRequestRef) -> None:
+    """Erase the user's posts, comments, likes and shares, and the hashtags only they used."""
+    gdpr.erase_part(runtime.session_factory(), runtime.app_redis(), payload.request_id)

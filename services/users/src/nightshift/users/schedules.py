@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from nightshift.common.contracts.users import CLEANUP_EXPIRED_TOKENS, UPDATE_USER_STATISTICS
+from nightshift.common.contracts.users import CHECK_GDPR_DEADLINES, CLEANUP_EXPIRED_TOKENS, UPDATE_USER_STATISTICS
 from nightshift.common.schedules import Schedule
 
 SCHEDULES = (
@@ -19,5 +19,12 @@ SCHEDULES = (
         UPDATE_USER_STATISTICS,
         overlap="skip",
         description="Recompute per-user counters set-based in SQL.",
+    ),
+    Schedule(
+        "check_gdpr_deadlines",
+        "30 8 * * *",
+        CHECK_GDPR_DEADLINES,
+        overlap="skip",
+        description="Alert the operators about GDPR requests past their deadline (once each).",
     ),
 )

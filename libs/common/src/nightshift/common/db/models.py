@@ -21,6 +21,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Text,
     func,
@@ -289,3 +290,52 @@ class ScheduleEvent(Base):
     last_fire_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     by: Mapped[str] = mapped_column(String(200))
     at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+# --- GDPR: requests and their per-service parts (written by every service taking part) ---
+
+
+class GdprRequest(Base):
+    """One export or erasure of a user's data: who asked, when, and where it stands.
+
+    ``user_id`` is the subject while the request is open; an erasure sets it to NULL on
+    every request of the subject when it completes, leaving ``subject_digest`` (a keyed
+    hash of the id) so that asking again is recognised without keeping the id.
+    ``requested_by`` is the operator or ``subject`` (the user asked), never the user's data.
+    ``summary`` is the completion record: each service's acknowledgement with its counts and time.
+    """
+
+    __tablename__ = "gdpr_requests"
+    __table_args__ = (
+        Index("ix_gdpr_requests_subject", "subject_digest", "kind"),
+        Index("ix_gdpr_requests_open", "deadline_at", postgresql_where=text("status <> 'done'")),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    user_id: Mapped[int | None] = mapped_column(BigInteger)
+    subject_digest: Mapped[str] = mapped_column(String(64))
+    requested_by: Mapped[str] = mapped_column(String(200))
+    requested_at: Mapped[dt.datetime] = _now()
+    status: Mapped[str] = mapped_column(String(16), server_default="running")
+    deadline_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    completed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    overdue_alerted_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    archive_key: Mapped[str | None] = mapped_column(String(1024))
+    link_url: Mapped[str | None] = mapped_column(Text)
+    link_expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    summary: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+
+
+class GdprPart(Base):
+    """One service's part of a request: ``pending`` until the service acknowledges it with its counts."""
+
+    __tablename__ = "gdpr_parts"
+    __table_args__ = (PrimaryKeyConstraint("request_id", "service"),)
+
+    request_id: Mapped[int] = mapped_column(ForeignKey("gdpr_requests.id", ondelete="CASCADE"))
+    service: Mapped[str] = mapped_column(String(50))
+    status: Mapped[str] = mapped_column(String(16), server_default="pending")
+    counts: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    created_at: Mapped[dt.datetime] = _now()
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))

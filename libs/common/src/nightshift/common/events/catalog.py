@@ -61,6 +61,16 @@ class ReindexRequested(Payload):
     reason: str = Field(default="requested", min_length=1, max_length=200)
 
 
+class GdprRequested(Payload):
+    #: The ``gdpr_requests`` row, written in the same transaction: the subject is read from there.
+    request_id: int = Field(gt=0)
+
+
+class GdprPartsCompleted(Payload):
+    request_id: int = Field(gt=0)
+    kind: Literal["export", "erasure"]
+
+
 class AlertRaised(Payload):
     #: Alerts with the same key are sent once (a re-run of the check raises nothing new).
     alert_key: str = Field(min_length=1, max_length=200)
@@ -78,6 +88,10 @@ def _post_change(change: str) -> Callable[[Payload], dict[str, object]]:
         return {**event.model_dump(mode="json"), "change": change}
 
     return adapt
+
+
+def _request_ref(event: GdprPartsCompleted) -> dict[str, object]:
+    return {"request_id": event.request_id}
 
 
 def _email_fields(event: NotificationRequested) -> dict[str, object]:
@@ -163,6 +177,30 @@ CATALOG: dict[str, EventSpec] = {
             schema=ReindexRequested,
             subscribers=(Subscriber(posts.REINDEX_SEARCH),),
             description="Rebuild the whole posts search index beside the live one, then swap.",
+        ),
+        EventSpec(
+            name="gdpr.export_requested",
+            version=1,
+            schema=GdprRequested,
+            subscribers=(Subscriber(users.EXPORT_USER_DATA),),
+            description="A user's data is to be exported: every service writes its part, then one archive is emailed.",
+        ),
+        EventSpec(
+            name="gdpr.erasure_requested",
+            version=1,
+            schema=GdprRequested,
+            subscribers=(Subscriber(users.ERASE_USER),),
+            description="A user's data is to be erased everywhere: every service erases its part, then the account.",
+        ),
+        EventSpec(
+            name="gdpr.parts_completed",
+            version=1,
+            schema=GdprPartsCompleted,
+            subscribers=(
+                Subscriber(users.ASSEMBLE_USER_EXPORT, when=lambda e: e.kind == "export", adapt=_request_ref),
+                Subscriber(users.FINISH_USER_ERASURE, when=lambda e: e.kind == "erasure", adapt=_request_ref),
+            ),
+            description="Every service acknowledged its part of a GDPR request (written with the last part).",
         ),
         EventSpec(
             name="ops.alert_raised",

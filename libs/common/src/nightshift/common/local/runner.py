@@ -122,7 +122,8 @@ def _restart_dead(services: list[LocalService]) -> None:
 
 
 def _demo_tick(factory: object, demos: list[object]) -> None:
-    for demo in demos:  # one hook failing (no user yet for a post) must not starve the others
+    # Each hook on its own: one that cannot run yet (no user to write a post) must not starve the others.
+    for demo in demos:
         try:
             demo(factory)  # type: ignore[operator]
         except Exception as error:

@@ -6,6 +6,7 @@ import abc
 import datetime as dt
 import re
 from collections.abc import Iterable, Iterator
+from typing import IO
 
 #: Keys are relative, slash-separated paths of safe characters: no ``..``, no leading ``/``.
 _KEY = re.compile(r"^(?!/)(?!.*//)[A-Za-z0-9._\-/]{1,1024}(?<!/)$")
@@ -48,6 +49,14 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     def put(self, key: str, data: bytes, *, content_type: str = "application/octet-stream") -> None:
         """Store *data* under *key*, replacing what was there (readers never see half an object)."""
+
+    @abc.abstractmethod
+    def put_stream(self, key: str, stream: IO[bytes], *, content_type: str = "application/octet-stream") -> None:
+        """Store what *stream* holds from its position to its end under *key*, in bounded memory.
+
+        For objects too large to hold in memory (an archive spooled to a temporary
+        file): it is copied in chunks, and readers never see half an object.
+        """
 
     @abc.abstractmethod
     def get(self, key: str) -> bytes:

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import hmac
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import IO
 from urllib.parse import quote, urlencode
 
 from nightshift.common.errors import NotFound
 from nightshift.common.storage.base import Storage, validate_key, validate_lifetime
+
+#: Bytes copied at a time by :meth:`LocalStorage.put_stream`.
+COPY_CHUNK = 1024 * 1024
 
 
 class LocalStorage(Storage):
@@ -38,12 +44,22 @@ class LocalStorage(Storage):
         return self.root / validate_key(key)
 
     def put(self, key: str, data: bytes, *, content_type: str = "application/octet-stream") -> None:
+        with self._replacing(key) as file:
+            file.write(data)
+
+    def put_stream(self, key: str, stream: IO[bytes], *, content_type: str = "application/octet-stream") -> None:
+        with self._replacing(key) as file:
+            shutil.copyfileobj(stream, file, COPY_CHUNK)
+
+    @contextlib.contextmanager
+    def _replacing(self, key: str) -> Iterator[IO[bytes]]:
+        """A temporary file beside *key*'s that replaces it once written (removed on error)."""
         target = self.path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
         descriptor, temporary = tempfile.mkstemp(dir=target.parent, prefix=".", suffix=".part")
         try:
             with os.fdopen(descriptor, "wb") as file:
-                file.write(data)
+                yield file
             os.replace(temporary, target)
         except BaseException:
             Path(temporary).unlink(missing_ok=True)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import IO, Any
 
 import boto3
+from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
@@ -15,6 +16,9 @@ from nightshift.common.storage.base import Storage, validate_key, validate_lifet
 
 #: S3 deletes at most this many keys per request.
 DELETE_BATCH = 1000
+
+#: Streamed uploads go in parts of this size, one part at a time (bounded memory).
+MULTIPART_CHUNK = 8 * 1024 * 1024
 
 #: Error codes S3 (and compatible stores) use for a missing object.
 _MISSING = {"404", "NoSuchKey", "NotFound"}
@@ -62,6 +66,15 @@ class S3Storage(Storage):
 
     def put(self, key: str, data: bytes, *, content_type: str = "application/octet-stream") -> None:
         self.client.put_object(Bucket=self.bucket, Key=self._name(key), Body=data, ContentType=content_type)
+
+    def put_stream(self, key: str, stream: IO[bytes], *, content_type: str = "application/octet-stream") -> None:
+        self.client.upload_fileobj(
+            stream,
+            self.bucket,
+            self._name(key),
+            ExtraArgs={"ContentType": content_type},
+            Config=TransferConfig(multipart_chunksize=MULTIPART_CHUNK, max_concurrency=1, use_threads=False),
+        )
 
     def get(self, key: str) -> bytes:
         try:
