@@ -19,9 +19,9 @@ import redis
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+from nightshift.common.db.models import ScheduleEvent
 from nightshift.common.processes import wait_for
 from nightshift.common.settings import CommonSettings
-from nightshift.scheduler.models import ScheduleEvent
 from tests.support.scheduled_messages import ScheduledMessage, by_schedule, scheduled_messages
 from tests.support.scheduler_processes import lease_holder_pid, probe, scheduler_processes, status
 from tests.support.scheduler_schedules import TICK

@@ -15,9 +15,9 @@ from nightshift.common import runtime
 from nightshift.common.db.models import JobRecord
 from nightshift.common.processes import wait_for
 from nightshift.common.redis_broker import NightshiftRedisBroker
+from nightshift.common.schedule_control import fire_message_id, fire_options
 from nightshift.common.schedules import Schedule
-from nightshift.scheduler.claims import CLAIM_PREFIX, ENQUEUED, Claim, FireClaims, fire_message_id
-from nightshift.scheduler.control import fire_options
+from nightshift.scheduler.claims import CLAIM_PREFIX, ENQUEUED, Claim, FireClaims
 from nightshift.scheduler.lease import LeaderLease
 from nightshift.scheduler.loop import Scheduler
 from tests.support.scheduled_messages import queue_length, scheduled_messages

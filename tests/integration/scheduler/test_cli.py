@@ -11,11 +11,10 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from nightshift.common.cli import main
-from nightshift.common.db.models import JobRecord
+from nightshift.common.db.models import JobRecord, ScheduleEvent, ScheduleRow
 from nightshift.common.processes import wait_for
 from nightshift.common.redis_broker import NightshiftRedisBroker
 from nightshift.common.redis_keys import RedisKeys
-from nightshift.scheduler.models import ScheduleEvent, ScheduleRow
 
 
 @pytest.fixture

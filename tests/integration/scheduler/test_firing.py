@@ -11,10 +11,9 @@ from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
 from nightshift.common.db.engine import make_engine, make_session_factory
-from nightshift.common.db.models import JobRecord
+from nightshift.common.db.models import JobRecord, ScheduleEvent, ScheduleRow
 from nightshift.common.processes import free_port, wait_for
 from nightshift.common.schedules import Schedule
-from nightshift.scheduler.models import ScheduleEvent, ScheduleRow
 from tests.integration.scheduler.conftest import StartScheduler
 from tests.support.scheduled_messages import scheduled_messages
 from tests.support.scheduler_schedules import EVERY_SECOND, SCHEDULES, TICK

@@ -8,6 +8,7 @@ import redis
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from nightshift.common import schedule_control
 from nightshift.common.db.engine import make_session_factory, transaction
 from nightshift.common.processes import wait_for
 from nightshift.scheduler import store
@@ -49,6 +50,6 @@ def test_a_write_under_an_older_token_is_refused(clean_db: Engine) -> None:
         assert not store.advance(session, name, token=6, handled_through=now + dt.timedelta(seconds=9), fired=None)
 
     with Session(clean_db) as session:
-        row = store.get(session, name)
+        row = schedule_control.get(session, name)
     assert row.fencing_token == 7
     assert row.handled_through == now + dt.timedelta(seconds=5)

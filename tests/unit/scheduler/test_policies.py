@@ -6,9 +6,9 @@ import datetime as dt
 
 import pytest
 
+from nightshift.common.fire_times import FireTimes
 from nightshift.common.schedules import MisfirePolicy
 from nightshift.scheduler.policies import MISSING_RECORD_GRACE, FirePlan, overlaps, plan_fires
-from nightshift.scheduler.times import FireTimes
 
 T0 = dt.datetime(2026, 6, 1, 12, 0, 0, tzinfo=dt.UTC)
 EVERY_MINUTE = FireTimes("* * * * *", "UTC")

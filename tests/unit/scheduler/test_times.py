@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from apscheduler.triggers.cron import CronTrigger
 
-from nightshift.scheduler.times import FireTimes
+from nightshift.common.fire_times import FireTimes
 
 UTC = dt.UTC
 

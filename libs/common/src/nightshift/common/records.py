@@ -46,6 +46,8 @@ class JobEvent:
     started_at: dt.datetime | None = None
     finished_at: dt.datetime | None = None
     error: str | None = None
+    trace_id: str | None = None
+    traceback: str | None = None
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,8 @@ def merge(old: JobEvent, new: JobEvent) -> JobEvent:
         started_at=_latest(old.started_at, new.started_at),
         finished_at=_latest(old.finished_at, new.finished_at),
         error=last.error or first.error,
+        trace_id=first.trace_id or last.trace_id,
+        traceback=last.traceback if last.error else (last.traceback or first.traceback),
     )
 
 
@@ -147,12 +151,13 @@ _AHEAD = (
 #: messages wait for each other instead of deadlocking.
 _UPSERT_JOBS = f"""
 INSERT INTO job_records AS j (message_id, actor, queue, status, attempts, args, trigger,
-                              enqueued_at, started_at, finished_at, updated_at, last_error)
+                              enqueued_at, started_at, finished_at, updated_at, last_error,
+                              trace_id, traceback)
 SELECT message_id, actor, queue, status, attempts, COALESCE(args, '{{}}'::jsonb), trigger,
-       enqueued_at, started_at, finished_at, at, error
+       enqueued_at, started_at, finished_at, at, error, trace_id, traceback
 FROM json_to_recordset(%s::json) AS x(message_id uuid, actor text, queue text, status text, at timestamptz,
      attempts int, args jsonb, trigger text, enqueued_at timestamptz, started_at timestamptz,
-     finished_at timestamptz, error text)
+     finished_at timestamptz, error text, trace_id text, traceback text)
 ORDER BY message_id
 ON CONFLICT (message_id) DO UPDATE SET
     status = CASE WHEN {_AHEAD} THEN EXCLUDED.status ELSE j.status END,
@@ -165,6 +170,10 @@ ON CONFLICT (message_id) DO UPDATE SET
     last_error = CASE WHEN {_AHEAD}
                       THEN COALESCE(EXCLUDED.last_error, j.last_error)
                       ELSE COALESCE(j.last_error, EXCLUDED.last_error) END,
+    traceback = CASE WHEN {_AHEAD}
+                     THEN COALESCE(EXCLUDED.traceback, j.traceback)
+                     ELSE COALESCE(j.traceback, EXCLUDED.traceback) END,
+    trace_id = COALESCE(j.trace_id, EXCLUDED.trace_id),
     updated_at = GREATEST(j.updated_at, EXCLUDED.updated_at)
 """  # noqa: S608 - built from constants only; the rows are one bound parameter
 

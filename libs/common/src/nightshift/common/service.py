@@ -38,6 +38,10 @@ class ServiceSpec:
         worker (``run_worker``).
       demo: ``module:function`` called every few seconds by ``nightshift up`` to make
         demo traffic; it takes a ``sessionmaker`` (``sessions``) on the platform's database.
+      banner: ``module:function`` called once by ``nightshift up`` after the migrations, with a
+        ``sessionmaker`` and the service's local base URL (``http://127.0.0.1:<port>``); the
+        lines it returns are printed in the banner (the ops service creates the local
+        operator there and prints the dashboard's address and credentials).
     """
 
     name: str
@@ -51,6 +55,7 @@ class ServiceSpec:
     health_port: int = 8100
     entrypoint: str | None = None
     demo: str | None = None
+    banner: str | None = None
 
     @property
     def queues(self) -> tuple[str, ...]:

@@ -34,9 +34,6 @@ import redis
 from nightshift.common.redis_broker import WAKE_TOKENS, NightshiftRedisBroker
 from nightshift.scheduler.lease import LeaderLease
 
-#: Namespace of the fires' message ids: uuid5(namespace, "name@iso-time").
-FIRE_NAMESPACE = uuid.UUID("6f1c3a52-2d0e-4c55-9a53-6a8d1d5f0c11")
-
 #: Key prefix of the fire claims.
 CLAIM_PREFIX = "nightshift:scheduler:fire:"
 
@@ -79,12 +76,6 @@ class Claim(enum.Enum):
     PENDING = -1
     #: The lease no longer holds the caller's token: nothing written, the caller must stand down.
     FENCED = -2
-
-
-def fire_message_id(schedule: str, scheduled_for: dt.datetime) -> str:
-    """The message id of *schedule*'s fire at *scheduled_for*: the same in every process."""
-    moment = scheduled_for.astimezone(dt.UTC).isoformat(timespec="microseconds")
-    return str(uuid.uuid5(FIRE_NAMESPACE, f"{schedule}@{moment}"))
 
 
 def _server(client: redis.Redis[bytes]) -> tuple[object, ...]:

@@ -32,7 +32,7 @@ def schedule() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def list_schedules(as_json: bool) -> None:
     """Every schedule: cron, next and last fire, last outcome, last change."""
-    from nightshift.scheduler.listing import describe_schedules
+    from nightshift.common.schedule_control import describe_schedules
 
     with _session() as session:
         rows = describe_schedules(session)
@@ -89,14 +89,14 @@ def run_now(name: str, by: str) -> None:
     """Enqueue NAME's message now, once, besides its regular fires."""
     from nightshift.common import runtime
     from nightshift.common.broker import build_broker
-    from nightshift.scheduler.control import run_now as enqueue_now
+    from nightshift.common.schedule_control import run_now as enqueue_now
 
     declared = _declared()
     if name not in declared:
         raise click.ClickException(f"unknown schedule {name!r} (declared: {', '.join(declared) or 'none'})")
     broker = build_broker(runtime.settings(), set_global=False)
     try:
-        message = enqueue_now(declared[name], broker=broker, sessions=runtime.session_factory(), by=by)
+        message = enqueue_now(name, broker=broker, sessions=runtime.session_factory(), by=by)
     finally:
         broker.close()
     click.echo(f"{message.message_id} {message.actor_name} -> {message.queue_name}")
@@ -107,14 +107,14 @@ def run_now(name: str, by: str) -> None:
 @click.option("--limit", default=20, show_default=True, help="How many events, newest first.")
 def history(name: str, limit: int) -> None:
     """NAME's recorded events: operators' changes and skipped fires, newest first."""
-    from nightshift.scheduler import store
+    from nightshift.common import schedule_control
 
     with _session() as session:
         try:
-            store.get(session, name)
-        except store.UnknownSchedule as error:
+            schedule_control.get(session, name)
+        except schedule_control.UnknownSchedule as error:
             raise click.ClickException(str(error)) from None
-        events = store.events(session, name, limit=limit)
+        events = schedule_control.events(session, name, limit=limit)
     for event in events:
         fires = (
             f"  fires {event.first_fire_at:%Y-%m-%d %H:%M:%S}..{event.last_fire_at:%H:%M:%S}Z"
@@ -127,14 +127,15 @@ def history(name: str, limit: int) -> None:
 def _change(name: str, kind: str, *, by: str, cron: str | None = None) -> None:
     from nightshift.common import runtime
     from nightshift.common.db.engine import transaction
-    from nightshift.scheduler import store
+    from nightshift.common.schedule_control import UnknownSchedule
+    from nightshift.common.schedule_control import change as apply_change
 
     _declared()
     try:
         with transaction(runtime.session_factory()) as session:
-            row = store.change(session, name, kind, by=by, cron=cron)
+            row = apply_change(session, name, kind, by=by, cron=cron)
             click.echo(f"{row.name}: {row.change} (by {by})")
-    except (store.UnknownSchedule, ValueError) as error:
+    except (UnknownSchedule, ValueError) as error:
         raise click.ClickException(str(error)) from None
 
 

@@ -1,6 +1,6 @@
 """The scheduler's loop: while this process holds the lease, enqueue each fire once.
 
-The loop is our own, over :class:`~nightshift.scheduler.times.FireTimes`, rather
+The loop is our own, over :class:`~nightshift.common.fire_times.FireTimes`, rather
 than APScheduler's ``BackgroundScheduler`` and job stores: what matters here
 (leader election with fencing, fire claims, a cursor in PostgreSQL that only the
 lease holder may move, misfire and overlap decisions recorded for operators) sits
@@ -24,10 +24,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from nightshift.common.db.engine import transaction
+from nightshift.common.schedule_control import fire_message_id, fire_options
 from nightshift.common.schedules import Schedule
 from nightshift.scheduler import persistence, store
-from nightshift.scheduler.claims import Claim, FireClaims, fire_message_id
-from nightshift.scheduler.control import fire_options
+from nightshift.scheduler.claims import Claim, FireClaims
 from nightshift.scheduler.lease import LeaderLease
 from nightshift.scheduler.metrics import SchedulerMetrics
 from nightshift.scheduler.policies import overlaps, plan_fires

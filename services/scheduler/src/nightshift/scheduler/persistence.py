@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from nightshift.common.schedule_control import record_event
 from nightshift.scheduler import store
 from nightshift.scheduler.state import Decision
 
@@ -46,11 +47,9 @@ def write(session: Session, decisions: Sequence[Decision], *, token: int, by: st
     for decision in decisions:
         name = decision.state.schedule.name
         if decision.skipped_before is not None:
-            store.record_event(
-                session, name, "misfire_skipped", by=by, detail=f"every fire up to {decision.skipped_before}"
-            )
+            record_event(session, name, "misfire_skipped", by=by, detail=f"every fire up to {decision.skipped_before}")
         for kind, times in decision.skips():
-            store.record_event(
+            record_event(
                 session,
                 name,
                 kind,

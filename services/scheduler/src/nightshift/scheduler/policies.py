@@ -21,7 +21,7 @@ MISSING_RECORD_GRACE = dt.timedelta(seconds=60)
 
 
 class Times(Protocol):
-    """A schedule's fire times (:class:`nightshift.scheduler.times.FireTimes`)."""
+    """A schedule's fire times (:class:`nightshift.common.fire_times.FireTimes`)."""
 
     def next_after(self, after: dt.datetime) -> dt.datetime | None: ...
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from nightshift.common.service import ServiceSpec
 
 SERVICE = ServiceSpec(
@@ -11,7 +9,6 @@ SERVICE = ServiceSpec(
     lanes=(),
     settings="nightshift.scheduler.settings:SchedulerSettings",
     schedules_module="nightshift.scheduler.schedules",
-    migrations_dir=Path(__file__).parent / "migrations",
     health_port=8110,
     entrypoint="nightshift.scheduler.worker:main",
 )

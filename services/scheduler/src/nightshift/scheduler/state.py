@@ -7,10 +7,10 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from nightshift.common.db.models import ScheduleRow
+from nightshift.common.fire_times import FireTimes
 from nightshift.common.schedules import Schedule
-from nightshift.scheduler.models import ScheduleRow
 from nightshift.scheduler.store import Fired
-from nightshift.scheduler.times import FireTimes
 
 logger = logging.getLogger(__name__)
 

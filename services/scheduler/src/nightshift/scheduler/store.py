@@ -1,8 +1,9 @@
 """The schedules in PostgreSQL: the code's declarations, operators' changes, firing state.
 
 The active scheduler writes declarations (:func:`sync_declared`) and firing state
-(:func:`advance`, fenced by its token); ``nightshift schedule …`` writes
-operators' changes (:func:`change`). Both record what they did in
+(:func:`advance`, fenced by its token); operators' changes (``nightshift
+schedule …``, the ops dashboard) are written by
+:mod:`nightshift.common.schedule_control`. Both record what they did in
 ``schedule_events``.
 """
 
@@ -18,17 +19,8 @@ from sqlalchemy import ColumnElement, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from nightshift.common.db.models import JobRecord
-from nightshift.common.schedules import Schedule, validate_cron
-from nightshift.scheduler.models import ScheduleEvent, ScheduleRow
-
-
-class UnknownSchedule(LookupError):
-    """No schedule has that name."""
-
-
-#: Operators' changes ``nightshift schedule …`` can make.
-CHANGES = ("pause", "resume", "set_cron", "run_now")
+from nightshift.common.db.models import JobRecord, ScheduleRow
+from nightshift.common.schedules import Schedule
 
 
 def sync_declared(
@@ -93,19 +85,6 @@ def load(session: Session) -> list[ScheduleRow]:
     return list(session.scalars(select(ScheduleRow).order_by(ScheduleRow.name)))
 
 
-def get(session: Session, name: str) -> ScheduleRow:
-    """The schedule called *name*.
-
-    Raises:
-      UnknownSchedule: Naming the schedules that exist.
-    """
-    row = session.get(ScheduleRow, name)
-    if row is None:
-        names = ", ".join(session.scalars(select(ScheduleRow.name).order_by(ScheduleRow.name))) or "none"
-        raise UnknownSchedule(f"unknown schedule {name!r} (known: {names})")
-    return row
-
-
 @dataclass(frozen=True)
 class Fired:
     """The last fire enqueued for a schedule."""
@@ -135,78 +114,6 @@ def advance(session: Session, name: str, *, token: int, handled_through: dt.date
         update(ScheduleRow).where(ScheduleRow.name == name, ScheduleRow.fencing_token <= token).values(**values)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
-
-
-def record_event(
-    session: Session,
-    name: str,
-    kind: str,
-    *,
-    by: str,
-    detail: str = "",
-    first_fire_at: dt.datetime | None = None,
-    last_fire_at: dt.datetime | None = None,
-) -> None:
-    session.add(
-        ScheduleEvent(
-            schedule=name, kind=kind, detail=detail, by=by, first_fire_at=first_fire_at, last_fire_at=last_fire_at
-        )
-    )
-
-
-def change(session: Session, name: str, kind: str, *, by: str, cron: str | None = None) -> ScheduleRow:
-    """Apply an operator's change to *name* and record who made it.
-
-    Parameters:
-      kind: ``pause``, ``resume`` or ``set_cron`` (``run_now`` is recorded by the caller).
-      cron: The new expression for ``set_cron``; None goes back to the declared one.
-
-    Raises:
-      UnknownSchedule: When no schedule has that name.
-      ValueError: For an unknown change or a malformed cron expression.
-    """
-    row = get(session, name)
-    now = dt.datetime.now(dt.UTC)
-    if kind == "pause":
-        row.paused, detail = True, "paused"
-    elif kind == "resume":
-        row.paused, detail = False, "resumed"
-        # Fires due while paused are not misfires: start again from now.
-        row.handled_through = max(row.handled_through, now)
-    elif kind == "set_cron":
-        if cron is not None:
-            validate_cron(cron)
-        row.cron_override = cron if cron != row.cron else None
-        detail = f"cron {row.effective_cron!r}" + ("" if row.cron_override else " (declared)")
-        # Fires of the old expression that were not due yet are not misfires of the new one.
-        row.handled_through = max(row.handled_through, now)
-    else:
-        raise ValueError(f"unknown change {kind!r} (one of {', '.join(CHANGES[:3])})")
-    row.changed_by, row.changed_at, row.change = by, now, detail
-    row.updated_at = now
-    record_event(session, name, kind, by=by, detail=detail)
-    return row
-
-
-def record_run_now(session: Session, name: str, *, message_id: str, by: str) -> None:
-    """Record that an operator ran *name* now as *message_id* (the overlap policy sees it)."""
-    now = dt.datetime.now(dt.UTC)
-    row = get(session, name)
-    row.last_message_id, row.last_enqueued_at = uuid.UUID(message_id), now
-    row.changed_by, row.changed_at, row.change = by, now, f"ran now ({message_id})"
-    row.updated_at = now
-    record_event(session, name, "run_now", by=by, detail=message_id)
-
-
-def events(session: Session, name: str, *, limit: int = 20) -> list[ScheduleEvent]:
-    """*name*'s latest events, newest first."""
-    query = (
-        select(ScheduleEvent)
-        .where(ScheduleEvent.schedule == name)
-        .order_by(ScheduleEvent.at.desc(), ScheduleEvent.id.desc())
-        .limit(limit)
-    )
-    return list(session.scalars(query))
 
 
 def job_status(session: Session, message_id: uuid.UUID | str | None) -> str | None:

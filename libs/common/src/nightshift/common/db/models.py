@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     DateTime,
     ForeignKey,
     Index,
@@ -186,6 +187,9 @@ class JobRecord(Base):
     __table_args__ = (
         Index("ix_job_records_status_updated", "status", "updated_at"),
         Index("ix_job_records_actor_updated", "actor", "updated_at"),
+        Index("ix_job_records_updated", "updated_at"),
+        Index("ix_job_records_queue_updated", "queue", "updated_at"),
+        Index("ix_job_records_trace_id", "trace_id", postgresql_where=text("trace_id IS NOT NULL")),
     )
 
     message_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
@@ -200,12 +204,17 @@ class JobRecord(Base):
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     last_error: Mapped[str | None] = mapped_column(Text)
+    #: The W3C trace the message belongs to (32 hex digits), to find it in Jaeger.
+    trace_id: Mapped[str | None] = mapped_column(String(32))
+    #: The traceback of the last failed attempt.
+    traceback: Mapped[str | None] = mapped_column(Text)
 
 
 class TaskAudit(Base):
     """One row per execution attempt: what ran, when, how it ended, who caused it."""
 
     __tablename__ = "task_audit"
+    __table_args__ = (Index("ix_task_audit_actor_started", "actor", "started_at"),)
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     message_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), index=True)
@@ -218,6 +227,69 @@ class TaskAudit(Base):
     finished_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     duration_ms: Mapped[float] = mapped_column()
     error: Mapped[str | None] = mapped_column(Text)
+
+
+# --- schedules (fired by the scheduler, changed by operators from the CLI or ops) --
+
+
+class ScheduleRow(Base):
+    """One schedule: what the code declares, what operators changed, and where firing is.
+
+    The declared columns are rewritten from the code by the active scheduler; the
+    operator columns (``cron_override``, ``paused``, ``changed_*``) are only written
+    by ``nightshift schedule …``, so they survive restarts and redeploys.
+    """
+
+    __tablename__ = "schedules"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    # Declared in code.
+    actor: Mapped[str] = mapped_column(String(100))
+    queue: Mapped[str] = mapped_column(String(100))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    cron: Mapped[str] = mapped_column(String(100))
+    timezone: Mapped[str] = mapped_column(String(64))
+    misfire: Mapped[str] = mapped_column(String(16))
+    grace_s: Mapped[int] = mapped_column(Integer)
+    catch_up_window_s: Mapped[int] = mapped_column(Integer)
+    overlap: Mapped[str] = mapped_column(String(16))
+    description: Mapped[str] = mapped_column(Text, server_default="")
+    declared: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    # Operators' changes.
+    cron_override: Mapped[str | None] = mapped_column(String(100))
+    paused: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    changed_by: Mapped[str | None] = mapped_column(String(200))
+    changed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    change: Mapped[str | None] = mapped_column(String(200))
+    # Firing state, written by the active scheduler under its fencing token.
+    handled_through: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    last_fire_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    last_message_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    last_enqueued_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    fencing_token: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    @property
+    def effective_cron(self) -> str:
+        return self.cron_override or self.cron
+
+
+class ScheduleEvent(Base):
+    """Something that happened to a schedule: an operator's change or a dropped fire."""
+
+    __tablename__ = "schedule_events"
+    __table_args__ = (Index("ix_schedule_events_schedule_at", "schedule", "at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    schedule: Mapped[str] = mapped_column(String(100))
+    #: pause, resume, set_cron, run_now, misfire_skipped, overlap_skipped.
+    kind: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[str] = mapped_column(Text, server_default="")
+    #: Scheduled times a skip covers (both None for an operator's change).
+    first_fire_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    last_fire_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    by: Mapped[str] = mapped_column(String(200))
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 # --- GDPR: requests and their per-service parts (written by every service taking part) ---

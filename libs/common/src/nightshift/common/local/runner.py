@@ -14,6 +14,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from nightshift.common.db import migrate
 from nightshift.common.db.engine import make_engine, make_session_factory
@@ -75,8 +76,8 @@ def run_local(var_dir: Path = Path("var")) -> int:
     print("migrations  applied")
 
     services = _start_services(var_dir, {**os.environ, **env_values})
-    _print_banner(services, var_dir)
     factory = make_session_factory(make_engine(database_url, pool_size=1))
+    _print_banner(services, var_dir, _banner_lines(services, factory))
     demos = [load_object(spec.demo) for spec in installed_services().values() if spec.demo]
     next_demo = time.monotonic() + 2.0
     try:
@@ -129,17 +130,27 @@ def _demo_tick(factory: object, demos: list[object]) -> None:
             print(f"demo        skipped: {type(error).__name__}: {error}")
 
 
-def _print_banner(services: list[LocalService], var_dir: Path) -> None:
+def _banner_lines(services: list[LocalService], factory: object) -> list[str]:
+    """What each started service's ``banner`` hook has to say (the dashboard and its login)."""
+    lines: list[str] = []
+    for service in services:
+        if service.spec.banner:
+            hook: Any = load_object(service.spec.banner)
+            lines += [f"  {line}" for line in hook(factory, f"http://127.0.0.1:{service.port}")]
+    return lines
+
+
+def _print_banner(services: list[LocalService], var_dir: Path, extra: list[str]) -> None:
     lines = ["", "Nightshift is running. Where to look:"]
     for service in services:
         base = f"http://127.0.0.1:{service.port}"
-        extra = f"  {base}/status" if not service.spec.queues else ""  # served by the scheduler, not workers
-        lines.append(f"  {service.spec.name:<14} {base}/livez  {base}/readyz  {base}/metrics{extra}")
+        status = f"  {base}/status" if not service.spec.queues and not service.spec.banner else ""
+        lines.append(f"  {service.spec.name:<14} {base}/livez  {base}/readyz  {base}/metrics{status}")
     lines += [
         f"  outbox (mail)  {var_dir / 'outbox'}",
         f"  storage        {var_dir / 'storage'}",
         f"  logs           {var_dir / 'log'}",
-        "  dashboard      not built yet (ops service); meanwhile: nightshift status",
+        *extra,
         "",
         "Try, in another terminal:",
         "  .venv/bin/nightshift status",

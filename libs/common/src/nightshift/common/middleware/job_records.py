@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
+import traceback
 from typing import Any
 
 import dramatiq
@@ -12,11 +13,14 @@ from dramatiq.broker import MessageProxy
 from dramatiq.common import q_name
 from dramatiq.middleware import Middleware
 
+from nightshift.common.middleware.tracing import TRACE_OPTION
 from nightshift.common.records import AuditEntry, JobEvent, RecordWriter, attempt_number
 from nightshift.common.revocation import REVOKED_OPTION, TERMINATED_REASON, Terminated
 
 #: How many characters of an error are kept on the record.
 ERROR_MAX_CHARS = 2000
+#: How many characters of a traceback are kept on the record (its end, where the error is).
+TRACEBACK_MAX_CHARS = 8000
 
 
 def _now() -> dt.datetime:
@@ -31,8 +35,25 @@ def _event(message: dramatiq.Message[Any] | MessageProxy, status: str, at: dt.da
         status=status,
         at=at,
         trigger=message.options.get("trigger"),
+        trace_id=trace_id(message.options),
         **fields,
     )
+
+
+def trace_id(options: dict[str, Any]) -> str | None:
+    """The trace id (32 hex digits) of the W3C ``traceparent`` a message carries, if any."""
+    parent = (options.get(TRACE_OPTION) or {}).get("traceparent")
+    if not isinstance(parent, str):
+        return None
+    parts = parent.split("-")
+    return parts[1] if len(parts) >= 4 and len(parts[1]) == 32 else None
+
+
+def describe_traceback(error: BaseException | None) -> str | None:
+    """The formatted traceback of *error* (its last ``TRACEBACK_MAX_CHARS`` characters)."""
+    if error is None:
+        return None
+    return "".join(traceback.format_exception(error))[-TRACEBACK_MAX_CHARS:]
 
 
 def describe_error(error: BaseException | None) -> str | None:
@@ -88,7 +109,7 @@ class JobRecords(Middleware):
             self._finish(message, "revoked", message.options.get(REVOKED_OPTION, TERMINATED_REASON))
             return
         status = "done" if exception is None else "dead" if message.failed else "retrying"
-        self._finish(message, status, describe_error(exception))
+        self._finish(message, status, describe_error(exception), describe_traceback(exception))
 
     def after_skip_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
         if REVOKED_OPTION in message.options:
@@ -104,9 +125,10 @@ class JobRecords(Middleware):
             attempt = attempt_number(message.options) - 1
         now = _now()
         error = describe_error(message._exception)
-        self.writer.job(_event(message, "dead", now, attempts=attempt, finished_at=now, error=error))
+        trace = describe_traceback(message._exception)
+        self.writer.job(_event(message, "dead", now, attempts=attempt, finished_at=now, error=error, traceback=trace))
 
-    def _finish(self, message: MessageProxy, status: str, error: str | None) -> None:
+    def _finish(self, message: MessageProxy, status: str, error: str | None, trace: str | None = None) -> None:
         now = _now()
         with self._lock:
             started = self._started.pop(message.message_id, None)
@@ -117,7 +139,9 @@ class JobRecords(Middleware):
         queue = q_name(message.queue_name)
         trigger = message.options.get("trigger")
         finished_at = now if status in {"done", "dead", "skipped", "revoked"} else None
-        self.writer.job(_event(message, status, now, attempts=attempt, finished_at=finished_at, error=error))
+        self.writer.job(
+            _event(message, status, now, attempts=attempt, finished_at=finished_at, error=error, traceback=trace)
+        )
         self.writer.audit(
             AuditEntry(
                 message_id=message.message_id,

@@ -1,4 +1,8 @@
-"""scheduler: schedules and schedule events
+"""schedules and schedule events (written by the scheduler and by operators from the CLI or ops)
+
+First created on the scheduler's own branch; it moved into the common history
+when the ops service started changing schedules too. The revision keeps its id,
+so databases migrated before the move stay where they are.
 
 Revision ID: scheduler_0001
 Revises:
@@ -13,7 +17,7 @@ from sqlalchemy.dialects import postgresql
 
 revision = "scheduler_0001"
 down_revision = None
-branch_labels = ("scheduler",)
+branch_labels = None
 depends_on = "0001"
 
 

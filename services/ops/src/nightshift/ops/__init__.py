@@ -1,0 +1,1 @@
+"""Operators' dashboard, JSON API, inspect/control commands and backlog metrics of the platform."""
