@@ -45,6 +45,31 @@ def test_accents_languages_hashtags_first_and_deleted_posts(content: Content, se
     assert sorted(_search(sessions, "cafe")) == sorted([french, unknown])
 
 
+def test_older_matches_come_from_the_index_and_rank_with_the_recent_ones(
+    content: Content, sessions: sessionmaker[Session]
+) -> None:
+    tagged = content.post("Old ritual #café", language="en", index=True)
+    old = content.post("An old café near the station", language="en", index=True)
+    deleted = content.post("A café that closed", language="fr", index=True)
+    recent = [content.post(f"Recent café number {n}", language="en", index=True) for n in range(4)]
+    content.post("Recent tea", language="en", index=True)
+    with content.engine.begin() as connection:
+        connection.exec_driver_sql("DELETE FROM posts WHERE id = %(p)s", {"p": deleted})
+
+    def search(**options: int) -> list[int]:
+        with sessions() as session:
+            return [hit.post_id for hit in search_posts(session, "cafe", **options)]
+
+    everything = search()  # every document is in the recent tier
+    only_index = search(recent=1)  # one recent document, the matches come from the GIN index
+    capped = search(recent=2, candidates=3, limit=3)  # the newest match from the recent tier, two from the index
+
+    assert everything == only_index == [tagged, *reversed(recent), old]
+    assert len(set(capped)) == 3 and recent[-1] in capped and set(capped) <= set(everything)
+    with pytest.raises(ValueError, match="recent"):
+        search(recent=0)
+
+
 def test_reindex_swaps_in_an_identical_index_and_is_idempotent(
     content: Content, sessions: sessionmaker[Session]
 ) -> None:
