@@ -11,7 +11,7 @@ import dramatiq
 from dramatiq.broker import MessageProxy
 from dramatiq.middleware import Retries
 
-from nightshift.common.errors import PermanentError
+from nightshift.common.errors import Deferred, PermanentError
 from nightshift.common.revocation import Terminated
 from nightshift.common.settings import DEFAULT_RETRY_DELAYS_MS
 
@@ -21,7 +21,9 @@ class ScheduledRetries(Retries):
 
     Dramatiq's exponential formula cannot express "1 s, 5 s, 25 s"; here the
     schedule is a list: one retry per entry. A :class:`PermanentError` (or a type
-    in the actor's ``throws``) is dead-lettered after its first attempt.
+    in the actor's ``throws``) is dead-lettered after its first attempt. A
+    :class:`Deferred` (an open circuit breaker, a rate limit) is put back with its
+    own delay and does not count as a retry; ``deferrals`` counts those.
 
     Parameters:
       delays_ms: The default schedule. Actors override it with the
@@ -46,6 +48,10 @@ class ScheduledRetries(Retries):
     ) -> None:
         if exception is None or isinstance(exception, Terminated):
             return  # a revoked job is acked: neither retried nor dead-lettered
+        if isinstance(exception, Deferred):
+            message.options["deferrals"] = message.options.get("deferrals", 0) + 1
+            broker.enqueue(message, delay=exception.delay_ms)  # type: ignore[arg-type]
+            return
         actor = broker.get_actor(message.actor_name)
         throws = message.options.get("throws") or actor.options.get("throws") or ()
         if isinstance(exception, PermanentError) or (throws and isinstance(exception, throws)):
