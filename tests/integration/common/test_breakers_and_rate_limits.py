@@ -14,8 +14,8 @@ from click.testing import CliRunner
 from prometheus_client import generate_latest
 
 from nightshift.common import runtime
-from nightshift.common.broker import find_middleware
 from nightshift.common.breakers import CircuitBreaker, breaker_states
+from nightshift.common.broker import find_middleware
 from nightshift.common.cli import main
 from nightshift.common.contracts.notifications import SEND_OPS_ALERT
 from nightshift.common.errors import BreakerOpen, RateLimited, TransientError
@@ -143,15 +143,16 @@ def test_rate_limit_defers_calls_over_the_limit_across_clients(env: CommonSettin
 
     # Start at the beginning of a second so the window does not roll over mid-test.
     time.sleep(1 - time.time() % 1)
-    admitted = refused = 0
+    admitted = 0
+    delays: list[int] = []
     for limiter in (first, second, first, second, first):
         try:
             with limiter.acquire():
                 admitted += 1
         except RateLimited as error:
-            refused += 1
-            assert 0 < error.delay_ms <= 1000 + 250
-    assert (admitted, refused) == (3, 2)
+            delays.append(error.delay_ms)
+    assert (admitted, len(delays)) == (3, 2)
+    assert all(0 < delay <= 1000 + 250 for delay in delays)
 
 
 def test_concurrency_limit_frees_its_slot_when_the_call_ends(env: CommonSettings) -> None:

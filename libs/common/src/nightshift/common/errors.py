@@ -64,6 +64,17 @@ class RateLimited(Deferred):
     """The provider's rate or concurrency limit is reached for now."""
 
 
+class RetryAfter(TransientError):
+    """A dependency asked to be called again no sooner than *retry_after_ms* (HTTP ``Retry-After``).
+
+    Retried on the schedule like any transient error, but never sooner than asked.
+    """
+
+    def __init__(self, message: str, *, retry_after_ms: int) -> None:
+        super().__init__(message)
+        self.retry_after_ms = max(0, int(retry_after_ms))
+
+
 class EventError(NightshiftError):
     """An event was refused before anything was enqueued."""
 

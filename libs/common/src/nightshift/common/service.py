@@ -38,6 +38,8 @@ class ServiceSpec:
         worker (``run_worker``).
       demo: ``module:function`` called every few seconds by ``nightshift up`` to make
         demo traffic; it takes a ``sessionmaker`` (``sessions``) on the platform's database.
+      local_env: Variables ``nightshift up`` sets for this service only (local-only choices,
+        such as letting webhooks reach the runner's own receiver on loopback).
     """
 
     name: str
@@ -51,6 +53,7 @@ class ServiceSpec:
     health_port: int = 8100
     entrypoint: str | None = None
     demo: str | None = None
+    local_env: tuple[tuple[str, str], ...] = ()
 
     @property
     def queues(self) -> tuple[str, ...]:

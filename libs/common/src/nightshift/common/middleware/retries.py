@@ -11,7 +11,7 @@ import dramatiq
 from dramatiq.broker import MessageProxy
 from dramatiq.middleware import Retries
 
-from nightshift.common.errors import Deferred, PermanentError
+from nightshift.common.errors import Deferred, PermanentError, RetryAfter
 from nightshift.common.revocation import Terminated
 from nightshift.common.settings import DEFAULT_RETRY_DELAYS_MS
 
@@ -72,5 +72,7 @@ class ScheduledRetries(Retries):
             delay = exception.delay
         else:
             delay = schedule[retries]
+        if isinstance(exception, RetryAfter):
+            delay = max(delay, exception.retry_after_ms)
         self.logger.info("Retrying message %r in %d ms.", message.message_id, delay)
         broker.enqueue(message, delay=delay)  # type: ignore[arg-type]
