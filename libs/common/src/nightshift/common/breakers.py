@@ -32,7 +32,7 @@ import redis
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from nightshift.common.errors import BreakerOpen, NightshiftError, TransientError
+from nightshift.common.errors import BreakerOpen, Deferred, NightshiftError, TransientError
 
 logger = logging.getLogger(__name__)
 
@@ -260,6 +260,8 @@ class CircuitBreaker:
         self.allow()
         try:
             yield
+        except Deferred:
+            raise  # not a call: a rate limit said "not now"
         except BaseException as error:
             if self.is_failure(error):
                 self.record_failure(error)

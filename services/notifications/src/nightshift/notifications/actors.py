@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import logging
+
 from nightshift.common import runtime
 from nightshift.common.contracts import contract_actor
 from nightshift.common.contracts.notifications import (
+    SEND_BULK_EMAIL,
     SEND_EMAIL,
     SEND_EMAIL_CRITICAL,
     SEND_OPS_ALERT,
+    BulkEmailBatch,
     EmailRequest,
     OpsAlert,
 )
-from nightshift.notifications import alerts, delivery
+from nightshift.notifications import alerts, bulk, delivery
 from nightshift.notifications.mailers import configured_mailer
+from nightshift.notifications.public import configured_links
 from nightshift.notifications.rendering import configured_templates
 from nightshift.notifications.settings import NotificationsSettings
+
+logger = logging.getLogger(__name__)
 
 
 @contract_actor(SEND_EMAIL)
@@ -47,4 +54,24 @@ def send_ops_alert(payload: OpsAlert) -> None:
         payload,
         operators_address=runtime.service_settings(NotificationsSettings).operators_address,
         templates=runtime.resource(configured_templates),
+    )
+
+
+@contract_actor(SEND_BULK_EMAIL)
+def send_bulk_email(payload: BulkEmailBatch) -> None:
+    """Send a campaign's batch in provider-sized requests, once per recipient."""
+    outcome = bulk.send_bulk_email(
+        runtime.session_factory(),
+        runtime.resource(configured_mailer),
+        payload,
+        links=runtime.resource(configured_links),
+        templates=runtime.resource(configured_templates),
+    )
+    logger.info(
+        "send_bulk_email %s: %d sent in %d requests, skipped %s, %d already done.",
+        payload.campaign,
+        outcome.sent,
+        outcome.requests,
+        dict(outcome.skipped) or "none",
+        outcome.already_done,
     )
