@@ -66,7 +66,9 @@ def test_subject_is_one_line_whatever_the_name(templates: EmailTemplates) -> Non
 
 
 def test_unknown_template_is_permanent_and_named(templates: EmailTemplates) -> None:
-    with pytest.raises(UnknownTemplate, match=r"unknown email template 'farewell' \(known: ops_alert, welcome\)"):
+    with pytest.raises(
+        UnknownTemplate, match=r"unknown email template 'farewell' \(known: digest, ops_alert, welcome\)"
+    ):
         templates.render("farewell", "en", {"display_name": "Ada"})
 
 
