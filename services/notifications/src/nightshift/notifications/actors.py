@@ -11,13 +11,17 @@ from nightshift.common.contracts.notifications import (
     SEND_EMAIL,
     SEND_EMAIL_CRITICAL,
     SEND_OPS_ALERT,
+    SEND_PUSH,
     BulkEmailBatch,
     EmailRequest,
     OpsAlert,
+    PushRequest,
 )
 from nightshift.notifications import alerts, bulk, delivery
 from nightshift.notifications.mailers import configured_mailer
 from nightshift.notifications.public import configured_links
+from nightshift.notifications.push import sending
+from nightshift.notifications.push.clients import configured_push
 from nightshift.notifications.rendering import configured_templates
 from nightshift.notifications.settings import NotificationsSettings
 
@@ -73,5 +77,23 @@ def send_bulk_email(payload: BulkEmailBatch) -> None:
         outcome.sent,
         outcome.requests,
         dict(outcome.skipped) or "none",
+        outcome.already_done,
+    )
+
+
+@contract_actor(SEND_PUSH)
+def send_push(payload: PushRequest) -> None:
+    """Push to every device of the user, once per device; dead tokens are removed."""
+    outcome = sending.send_push(
+        runtime.session_factory(),
+        runtime.resource(configured_push),
+        payload,
+        templates=runtime.resource(configured_templates),
+    )
+    logger.info(
+        "send_push %s: %d sent, %d dead tokens removed, %d already done.",
+        payload.idempotency_key,
+        outcome.sent,
+        outcome.removed,
         outcome.already_done,
     )
