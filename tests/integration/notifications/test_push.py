@@ -237,7 +237,7 @@ def test_push_reaches_every_device_and_dead_tokens_are_removed(
     assert sent["notification"] == {"title": "Bienvenue sur Nightshift", "body": "Bonjour Ada, votre compte est prêt."}
 
     # Web Push: encrypted for the subscription (aes128gcm), VAPID-signed.
-    path, headers, body = next(item for item in stub.webpush if item[0] == "/webpush/a")
+    _path, headers, body = next(item for item in stub.webpush if item[0] == "/webpush/a")
     assert headers["content-encoding"] == "aes128gcm"
     assert headers["authorization"].startswith("vapid t=")
     assert b"Bienvenue" not in body
