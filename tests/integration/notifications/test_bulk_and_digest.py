@@ -149,7 +149,7 @@ def _wait_recorded(engine: Engine, campaign: str, count: int) -> None:
             rows = session.scalar(
                 select(text("count(*)")).select_from(BulkEmailDelivery).where(BulkEmailDelivery.campaign == campaign)
             )
-        return rows == count
+        return bool(rows == count)
 
     wait_for(recorded, timeout=120, what=f"{count} recipients of {campaign} recorded")
 
@@ -171,7 +171,7 @@ def test_digest_reaches_exactly_the_eligible_users_in_their_language_by_1000(
     emails = [p["to"][0]["email"] for p in people]
     assert len(emails) == len(set(emails))
     with Session(clean_db) as session:
-        expected = dict(
+        expected: dict[str, str] = dict(
             session.execute(text("SELECT email, locale FROM users WHERE id = ANY(:ids)"), {"ids": eligible}).all()
         )
     assert set(emails) == set(expected)
@@ -213,7 +213,7 @@ def _jobs_done(broker: NightshiftRedisBroker, engine: Engine, count: int) -> boo
         done = session.scalar(
             text("SELECT count(*) FROM job_records WHERE actor = 'send_bulk_email' AND status = 'done'")
         )
-    return done == count
+    return bool(done == count)
 
 
 def test_a_batch_retried_after_a_failed_request_sends_nobody_twice(
