@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+
+import dramatiq
+from dramatiq.middleware import CurrentMessage
 
 from nightshift.common import runtime
 from nightshift.common.contracts import contract_actor
 from nightshift.common.contracts.notifications import (
+    DELIVER_WEBHOOK,
+    DISPATCH_WEBHOOKS,
     SEND_BULK_EMAIL,
     SEND_EMAIL,
     SEND_EMAIL_CRITICAL,
@@ -16,6 +22,8 @@ from nightshift.common.contracts.notifications import (
     EmailRequest,
     OpsAlert,
     PushRequest,
+    WebhookDelivery,
+    WebhookEvent,
 )
 from nightshift.notifications import alerts, bulk, delivery
 from nightshift.notifications.mailers import configured_mailer
@@ -24,6 +32,7 @@ from nightshift.notifications.push import sending
 from nightshift.notifications.push.clients import configured_push
 from nightshift.notifications.rendering import configured_templates
 from nightshift.notifications.settings import NotificationsSettings
+from nightshift.notifications.webhooks import delivery as webhooks
 
 logger = logging.getLogger(__name__)
 
@@ -96,4 +105,38 @@ def send_push(payload: PushRequest) -> None:
         outcome.sent,
         outcome.removed,
         outcome.already_done,
+    )
+
+
+@contract_actor(DISPATCH_WEBHOOKS)
+def dispatch_webhooks(payload: WebhookEvent) -> None:
+    """Enqueue one signed delivery per endpoint subscribed to the event (the event id is this message's id)."""
+    message: dramatiq.Message[object] | None = CurrentMessage.get_current_message()
+    event_id = message.message_id if message is not None else payload.event
+    webhooks.dispatch_webhooks(
+        runtime.session_factory(),
+        payload.event,
+        payload.data,
+        event_id=event_id,
+        send=lambda delivery, message_id: DELIVER_WEBHOOK.send(delivery, message_id=message_id),
+    )
+
+
+@contract_actor(DELIVER_WEBHOOK)
+def deliver_webhook(payload: WebhookDelivery) -> None:
+    """POST one event to one endpoint, signed, behind the endpoint's breaker; retried on the webhook schedule."""
+    webhooks.deliver_webhook(
+        runtime.session_factory(), runtime.app_redis(), payload, policy=runtime.resource(webhook_policy)
+    )
+
+
+def webhook_policy() -> webhooks.WebhookPolicy:
+    """The webhook delivery policy of this process's settings."""
+    settings = runtime.service_settings(NotificationsSettings)
+    return webhooks.WebhookPolicy(
+        timeout_s=settings.webhook_timeout_s,
+        breaker_failures=settings.webhook_breaker_failures,
+        breaker_open_ms=int(settings.webhook_breaker_open_s * 1000),
+        disable_after=dt.timedelta(seconds=settings.webhook_disable_after_s),
+        allow_loopback=settings.webhooks_allow_loopback,
     )
