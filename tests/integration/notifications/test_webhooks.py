@@ -28,7 +28,7 @@ from nightshift.common.events import publish
 from nightshift.common.processes import wait_for
 from nightshift.common.redis_broker import NightshiftRedisBroker
 from nightshift.common.settings import CommonSettings
-from nightshift.notifications.models import WebhookDeliveryLog, WebhookEndpoint
+from nightshift.notifications.models import PushDevice, WebhookDeliveryLog, WebhookEndpoint
 from nightshift.notifications.webhooks import delivery as webhooks
 from nightshift.notifications.webhooks.endpoints import register_endpoint, rotate_secret
 from nightshift.notifications.webhooks.safe_http import UnsafeUrl, check_url
@@ -259,3 +259,25 @@ def test_an_endpoint_failing_too_long_is_disabled_and_its_owner_told(
         [event] = session.scalars(select(OutboxEvent)).all()
         assert event.event_name == "notification.requested"
         assert (event.payload["user_id"], event.payload["template"]) == (owner, "webhook_disabled")
+
+
+def test_demo_registers_a_device_and_an_endpoint_on_the_local_receiver(
+    env: CommonSettings, clean_db: Engine, make_user: Callable[..., int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nightshift.common.service import installed_services, load_object
+
+    user = make_user()
+    monkeypatch.setenv("LOCAL_RECEIVER_URL", "http://127.0.0.1:9")
+    spec = installed_services()["notifications"]
+    assert dict(spec.local_env) == {"NOTIFICATIONS_WEBHOOKS_ALLOW_LOOPBACK": "true"}
+    tick: Any = load_object(spec.demo or "")
+
+    device = tick(make_session_factory(clean_db))
+
+    with Session(clean_db) as session:
+        [endpoint] = session.scalars(select(WebhookEndpoint)).all()
+        assert (endpoint.url, endpoint.owner_user_id) == ("http://127.0.0.1:9/webhooks/demo", user)
+        stored = session.get(PushDevice, device)
+        assert stored is not None and (stored.platform, stored.user_id) == ("webpush", user)
+        [event] = session.scalars(select(OutboxEvent)).all()
+        assert (event.payload["channel"], event.payload["user_id"]) == ("push", user)
