@@ -21,7 +21,8 @@ from sqlalchemy.orm import Session
 
 from nightshift.common import runtime
 from nightshift.common.breakers import read_state
-from nightshift.common.contracts.notifications import DELIVER_WEBHOOK, DISPATCH_WEBHOOKS, WebhookDelivery
+from nightshift.common.contracts import notifications as notification_contracts
+from nightshift.common.contracts.notifications import DISPATCH_WEBHOOKS, WebhookDelivery
 from nightshift.common.db.engine import make_session_factory
 from nightshift.common.db.models import JobRecord, OutboxEvent
 from nightshift.common.events import publish
@@ -195,8 +196,7 @@ def test_failing_endpoint_opens_its_breaker_later_messages_wait_and_delivery_res
         NOTIFICATIONS_WEBHOOK_BREAKER_FAILURES="2",
         NOTIFICATIONS_WEBHOOK_BREAKER_OPEN_S="0.4",
     )
-    deliver = broker.get_actor(DELIVER_WEBHOOK.actor_name)
-    monkeypatch.setitem(deliver.options, "retry_delays_ms", [30] * 8)
+    monkeypatch.setattr(notification_contracts, "DELIVER_WEBHOOK_OPTIONS", {"retry_delays_ms": [30] * 8})
     sessions = make_session_factory(clean_db)
     endpoint = register_endpoint(sessions, make_user(), receiver.url, ["post.created"], allow_loopback=True)
     receiver.status = 500

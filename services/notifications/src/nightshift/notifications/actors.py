@@ -10,6 +10,7 @@ from dramatiq.middleware import CurrentMessage
 
 from nightshift.common import runtime
 from nightshift.common.contracts import contract_actor
+from nightshift.common.contracts import notifications as notification_contracts
 from nightshift.common.contracts.notifications import (
     DELIVER_WEBHOOK,
     DISPATCH_WEBHOOKS,
@@ -118,7 +119,9 @@ def dispatch_webhooks(payload: WebhookEvent) -> None:
         payload.event,
         payload.data,
         event_id=event_id,
-        send=lambda delivery, message_id: DELIVER_WEBHOOK.send(delivery, message_id=message_id),
+        send=lambda delivery, message_id: DELIVER_WEBHOOK.send(
+            delivery, message_id=message_id, options=notification_contracts.DELIVER_WEBHOOK_OPTIONS
+        ),
     )
 
 

@@ -106,5 +106,8 @@ DELIVER_WEBHOOK = Contract(
     "deliver_webhook",
     Lane.NORMAL,
     WebhookDelivery,
-    options={"retry_delays_ms": list(WEBHOOK_RETRY_DELAYS_MS), "time_limit": 60_000},
+    options={"time_limit": 60_000},
 )
+#: Message options of every ``deliver_webhook`` message: its retry schedule (set per message, so
+#: that importing the actors never depends on the broker's middleware).
+DELIVER_WEBHOOK_OPTIONS = {"retry_delays_ms": list(WEBHOOK_RETRY_DELAYS_MS)}

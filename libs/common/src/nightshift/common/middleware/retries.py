@@ -20,7 +20,8 @@ class ScheduledRetries(Retries):
     """Retry failed messages after fixed delays, then dead-letter them.
 
     Dramatiq's exponential formula cannot express "1 s, 5 s, 25 s"; here the
-    schedule is a list: one retry per entry. A :class:`PermanentError` (or a type
+    schedule is a list: one retry per entry (a message's own ``retry_delays_ms``
+    option comes first, then the actor's, then this default). A :class:`PermanentError` (or a type
     in the actor's ``throws``) is dead-lettered after its first attempt. A
     :class:`Deferred` (an open circuit breaker, a rate limit) is put back with its
     own delay and does not count as a retry; ``deferrals`` counts those.
@@ -58,7 +59,7 @@ class ScheduledRetries(Retries):
             message.fail()
             return
 
-        schedule = tuple(actor.options.get("retry_delays_ms", self.delays_ms))
+        schedule = tuple(message.options.get("retry_delays_ms") or actor.options.get("retry_delays_ms", self.delays_ms))
         max_retries = message.options.get("max_retries", actor.options.get("max_retries", len(schedule)))
         retries = message.options.get("retries", 0)
         message.options["retries"] = retries + 1
