@@ -21,8 +21,17 @@ logger = logging.getLogger(__name__)
 
 def main(spec: ServiceSpec) -> int:
     """Run the notifications worker and its public listener until SIGTERM; return the exit code."""
-    runtime.service_settings(NotificationsSettings)  # a bad variable stops the process here
-    server = build_public_server().start()
+    settings = runtime.service_settings(NotificationsSettings)  # a bad variable stops the process here
+    try:
+        server = build_public_server().start()
+    except OSError as error:
+        if settings.environment == "production":
+            raise
+        # Locally the port may be taken (another checkout running): mail and push still work.
+        logger.warning(
+            "No public listener (port %d: %s); unsubscribe links will not answer.", settings.public_port, error
+        )
+        return run_worker(spec)
     logger.info("Notifications public listener on port %d.", server.port)
     try:
         return run_worker(spec)

@@ -130,11 +130,11 @@ def _restart_dead(services: list[LocalService]) -> None:
 
 
 def _demo_tick(factory: object, demos: list[object]) -> None:
-    try:
-        for demo in demos:
+    for demo in demos:  # one hook failing (nothing to do yet) does not skip the others
+        try:
             demo(factory)  # type: ignore[operator]
-    except Exception as error:
-        print(f"demo        skipped: {type(error).__name__}: {error}")
+        except Exception as error:
+            print(f"demo        skipped: {type(error).__name__}: {error}")
 
 
 def _print_banner(services: list[LocalService], var_dir: Path) -> None:
