@@ -41,6 +41,8 @@ class SendGridStub:
     #: Seconds each answer takes, to make concurrent sends overlap.
     latency_s: float = 0.0
     requests: list[RecordedRequest] = field(default_factory=list)
+    #: Statuses answered to the next requests, one each, before falling back to ``status``.
+    next_statuses: list[int] = field(default_factory=list)
 
 
 @pytest.fixture
@@ -53,8 +55,9 @@ def sendgrid_stub() -> Iterator[SendGridStub]:
             body = json.loads(self.rfile.read(length) or b"null")
             stub.requests.append(RecordedRequest(time.monotonic(), "POST", self.path, dict(self.headers.items()), body))
             time.sleep(stub.latency_s)
-            self.send_response(stub.status)
-            if stub.status == 202:
+            status = stub.next_statuses.pop(0) if stub.next_statuses else stub.status
+            self.send_response(status)
+            if status == 202:
                 self.send_header("X-Message-Id", f"sg-{len(stub.requests)}")
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(stub.response_body)))

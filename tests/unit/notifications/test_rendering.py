@@ -67,7 +67,11 @@ def test_subject_is_one_line_whatever_the_name(templates: EmailTemplates) -> Non
 
 def test_unknown_template_is_permanent_and_named(templates: EmailTemplates) -> None:
     with pytest.raises(
-        UnknownTemplate, match=r"unknown email template 'farewell' \(known: gdpr_export_ready, ops_alert, welcome\)"
+        UnknownTemplate,
+        match=(
+            r"unknown email template 'farewell' "
+            r"\(known: digest, gdpr_export_ready, ops_alert, webhook_disabled, welcome\)"
+        ),
     ):
         templates.render("farewell", "en", {"display_name": "Ada"})
 

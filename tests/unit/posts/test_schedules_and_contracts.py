@@ -19,6 +19,7 @@ def test_schedules() -> None:
         "generate_content_analytics": ("0 4 * * *", "posts_normal"),
         "update_post_engagement_scores": ("0 5 * * *", "posts_normal"),
         "cleanup_old_posts": ("0 1 * * 0", "posts_low"),
+        "send_content_digest_email": ("0 9 * * 1", "posts_low"),
     }
     assert all(s.timezone is None and s.overlap == "skip" for s in SCHEDULES)  # the platform's TIMEZONE
     assert SERVICE.queues == ("posts_high", "posts_normal", "posts_low")

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import dramatiq
+import redis
 from dramatiq.middleware import (
     AgeLimit,
     Callbacks,
@@ -21,6 +22,7 @@ from dramatiq.middleware import (
 )
 from prometheus_client import CollectorRegistry
 
+from nightshift.common.breakers import BreakerCollector
 from nightshift.common.db.engine import make_engine
 from nightshift.common.encoder import install_encoder
 from nightshift.common.middleware.dead_letter_reasons import DeadLetterReasons
@@ -68,11 +70,13 @@ def build_broker(
 
     Parameters:
       writer: Where job records go (a new one on ``DATABASE_URL`` by default).
-      registry: Where metrics go (a new registry by default, kept as ``broker.metrics_registry``).
+      registry: Where metrics go (a new registry by default, kept as ``broker.metrics_registry``);
+        the circuit breakers' states are added to it.
       set_global: Make it Dramatiq's global broker, as actors declared later expect.
     """
     install_encoder()
     registry = registry or CollectorRegistry()
+    registry.register(BreakerCollector(redis.Redis.from_url(settings.redis_url)))
     writer = writer or RecordWriter(
         make_engine(settings.database_url, pool_size=2, application_name="nightshift-records"),
         flush_interval_ms=settings.record_flush_interval_ms,

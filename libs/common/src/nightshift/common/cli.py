@@ -221,6 +221,50 @@ def dead_letters_purge(queue: str, as_json: bool) -> None:
     _report({"purged": count, "queue": queue}, f"purged {count}", as_json)
 
 
+@main.group("breakers")
+def breakers_group() -> None:
+    """Circuit breakers of the external dependencies (shared by every worker)."""
+
+
+@breakers_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per breaker, in a list.")
+def breakers_list(as_json: bool) -> None:
+    """Every circuit breaker: state, failures in a row, when an open one lets a probe through."""
+    import datetime as dt
+
+    from nightshift.common import runtime
+    from nightshift.common.breakers import breaker_states
+
+    states = breaker_states(runtime.app_redis())
+    if as_json:
+        click.echo(json.dumps([state.as_dict() for state in states]))
+        return
+    if not states:
+        click.echo("no circuit breaker has been used yet")
+        return
+    click.echo(f"{'breaker':<32}{'state':<11}{'failures':>9}  {'probe after':<21}last error")
+    for state in states:
+        probe = ""
+        if state.state == "open" and state.open_until_ms:
+            probe = dt.datetime.fromtimestamp(state.open_until_ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+        error = (state.last_error or "")[:60]
+        click.echo(f"{state.name:<32}{state.state:<11}{state.failures:>9}  {probe:<21}{error}")
+
+
+@breakers_group.command("reset")
+@click.argument("name")
+def breakers_reset(name: str) -> None:
+    """Close breaker NAME now (the next call goes through)."""
+    from nightshift.common import runtime
+    from nightshift.common.breakers import reset_breaker
+
+    try:
+        state = reset_breaker(runtime.app_redis(), name)
+    except KeyError as error:
+        raise click.ClickException(str(error.args[0])) from None
+    click.echo(f"{state.name} {state.state}")
+
+
 def _letter_json(letter: Any) -> dict[str, Any]:
     return {
         "job_id": letter.job_id,

@@ -7,6 +7,8 @@ schedule.
 
 from __future__ import annotations
 
+from dramatiq.errors import RateLimitExceeded
+
 
 class NightshiftError(Exception):
     """Base class of every error Nightshift raises on purpose."""
@@ -34,6 +36,43 @@ class UndecodableMessage(PermanentError):
 
 class TransientError(NightshiftError):
     """A dependency failed in a way that may succeed later; retried."""
+
+
+class Deferred(NightshiftError, RateLimitExceeded):
+    """Not now: the message is put back, due in *delay_ms*, without using one of its retries.
+
+    Raised when a dependency must not be called yet (an open circuit breaker, a
+    provider's rate limit). ``ScheduledRetries`` re-enqueues the message with the
+    delay and leaves its retry count alone; Dramatiq's worker logs it at debug level,
+    as it does its own ``RateLimitExceeded``.
+
+    Parameters:
+      message: Why (names the breaker or the limit, never personal data).
+      delay_ms: When to try again, in milliseconds from now.
+    """
+
+    def __init__(self, message: str, *, delay_ms: int) -> None:
+        super().__init__(message)  # type: ignore[no-untyped-call]
+        self.delay_ms = max(1, int(delay_ms))
+
+
+class BreakerOpen(Deferred):
+    """The dependency's circuit breaker is open (or a probe is already under way)."""
+
+
+class RateLimited(Deferred):
+    """The provider's rate or concurrency limit is reached for now."""
+
+
+class RetryAfter(TransientError):
+    """A dependency asked to be called again no sooner than *retry_after_ms* (HTTP ``Retry-After``).
+
+    Retried on the schedule like any transient error, but never sooner than asked.
+    """
+
+    def __init__(self, message: str, *, retry_after_ms: int) -> None:
+        super().__init__(message)
+        self.retry_after_ms = max(0, int(retry_after_ms))
 
 
 class EventError(NightshiftError):

@@ -42,6 +42,8 @@ class ServiceSpec:
         ``sessionmaker`` and the service's local base URL (``http://127.0.0.1:<port>``); the
         lines it returns are printed in the banner (the ops service creates the local
         operator there and prints the dashboard's address and credentials).
+      local_env: Variables ``nightshift up`` sets for this service only (local-only choices,
+        such as letting webhooks reach the runner's own receiver on loopback).
     """
 
     name: str
@@ -56,6 +58,7 @@ class ServiceSpec:
     entrypoint: str | None = None
     demo: str | None = None
     banner: str | None = None
+    local_env: tuple[tuple[str, str], ...] = ()
 
     @property
     def queues(self) -> tuple[str, ...]:

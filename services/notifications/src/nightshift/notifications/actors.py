@@ -2,23 +2,43 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import logging
 from pathlib import Path
+
+import dramatiq
+from dramatiq.middleware import CurrentMessage
 
 from nightshift.common import runtime
 from nightshift.common.contracts import contract_actor
 from nightshift.common.contracts import gdpr as gdpr_contracts
+from nightshift.common.contracts import notifications as notification_contracts
 from nightshift.common.contracts.gdpr import GdprRequestRef
 from nightshift.common.contracts.notifications import (
+    DELIVER_WEBHOOK,
+    DISPATCH_WEBHOOKS,
+    SEND_BULK_EMAIL,
     SEND_EMAIL,
     SEND_EMAIL_CRITICAL,
     SEND_OPS_ALERT,
+    SEND_PUSH,
+    BulkEmailBatch,
     EmailRequest,
     OpsAlert,
+    PushRequest,
+    WebhookDelivery,
+    WebhookEvent,
 )
-from nightshift.notifications import alerts, delivery, gdpr
+from nightshift.notifications import alerts, bulk, delivery, gdpr
 from nightshift.notifications.mailers import configured_mailer
+from nightshift.notifications.public import configured_links
+from nightshift.notifications.push import sending
+from nightshift.notifications.push.clients import configured_push
 from nightshift.notifications.rendering import configured_templates
 from nightshift.notifications.settings import NotificationsSettings
+from nightshift.notifications.webhooks import delivery as webhooks
+
+logger = logging.getLogger(__name__)
 
 
 @contract_actor(SEND_EMAIL)
@@ -66,3 +86,77 @@ def gdpr_erase_notifications(payload: GdprRequestRef) -> None:
     settings = runtime.settings()
     outbox = Path(settings.outbox_dir) if settings.mail_backend == "outbox" else None
     gdpr.erase_part(runtime.session_factory(), payload.request_id, outbox_dir=outbox)
+
+
+@contract_actor(SEND_BULK_EMAIL)
+def send_bulk_email(payload: BulkEmailBatch) -> None:
+    """Send a campaign's batch in provider-sized requests, once per recipient."""
+    outcome = bulk.send_bulk_email(
+        runtime.session_factory(),
+        runtime.resource(configured_mailer),
+        payload,
+        links=runtime.resource(configured_links),
+        templates=runtime.resource(configured_templates),
+    )
+    logger.info(
+        "send_bulk_email %s: %d sent in %d requests, skipped %s, %d already done.",
+        payload.campaign,
+        outcome.sent,
+        outcome.requests,
+        dict(outcome.skipped) or "none",
+        outcome.already_done,
+    )
+
+
+@contract_actor(SEND_PUSH)
+def send_push(payload: PushRequest) -> None:
+    """Push to every device of the user, once per device; dead tokens are removed."""
+    outcome = sending.send_push(
+        runtime.session_factory(),
+        runtime.resource(configured_push),
+        payload,
+        templates=runtime.resource(configured_templates),
+    )
+    logger.info(
+        "send_push %s: %d sent, %d dead tokens removed, %d already done.",
+        payload.idempotency_key,
+        outcome.sent,
+        outcome.removed,
+        outcome.already_done,
+    )
+
+
+@contract_actor(DISPATCH_WEBHOOKS)
+def dispatch_webhooks(payload: WebhookEvent) -> None:
+    """Enqueue one signed delivery per endpoint subscribed to the event (the event id is this message's id)."""
+    message: dramatiq.Message[object] | None = CurrentMessage.get_current_message()
+    event_id = message.message_id if message is not None else payload.event
+    webhooks.dispatch_webhooks(
+        runtime.session_factory(),
+        payload.event,
+        payload.data,
+        event_id=event_id,
+        send=lambda delivery, message_id: DELIVER_WEBHOOK.send(
+            delivery, message_id=message_id, options=notification_contracts.DELIVER_WEBHOOK_OPTIONS
+        ),
+    )
+
+
+@contract_actor(DELIVER_WEBHOOK)
+def deliver_webhook(payload: WebhookDelivery) -> None:
+    """POST one event to one endpoint, signed, behind the endpoint's breaker; retried on the webhook schedule."""
+    webhooks.deliver_webhook(
+        runtime.session_factory(), runtime.app_redis(), payload, policy=runtime.resource(webhook_policy)
+    )
+
+
+def webhook_policy() -> webhooks.WebhookPolicy:
+    """The webhook delivery policy of this process's settings."""
+    settings = runtime.service_settings(NotificationsSettings)
+    return webhooks.WebhookPolicy(
+        timeout_s=settings.webhook_timeout_s,
+        breaker_failures=settings.webhook_breaker_failures,
+        breaker_open_ms=int(settings.webhook_breaker_open_s * 1000),
+        disable_after=dt.timedelta(seconds=settings.webhook_disable_after_s),
+        allow_loopback=settings.webhooks_allow_loopback,
+    )

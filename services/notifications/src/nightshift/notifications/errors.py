@@ -6,7 +6,7 @@ a name: they end up in dead-letter reasons and job records.
 
 from __future__ import annotations
 
-from nightshift.common.errors import PermanentError, TransientError
+from nightshift.common.errors import PermanentError, RetryAfter, TransientError
 
 
 class ProviderUnavailable(TransientError):
@@ -23,3 +23,11 @@ class UnknownTemplate(PermanentError):
 
 class TemplateFailed(PermanentError):
     """A template exists but could not be rendered (a bug in the template)."""
+
+
+class ProviderBusy(RetryAfter):
+    """The provider asked to come back later (429, 503 with ``Retry-After``); retried no sooner."""
+
+
+class DeadToken(PermanentError):
+    """The push provider says the device's token or subscription is gone (``UNREGISTERED``, 404, 410)."""

@@ -1,10 +1,17 @@
-"""The notifications service's table: the delivery log."""
+"""The notifications service's tables: delivery logs, push devices and webhook endpoints.
+
+Preferences and suppressions are read by posts' digest too, so they live in
+``nightshift.common.db.models``; everything here is written and read by this
+service only.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, String, func
+from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Integer, String, Text, func, text
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from nightshift.common.db.models import Base
@@ -24,3 +31,91 @@ class EmailDelivery(Base):
     provider_message_id: Mapped[str | None] = mapped_column(String(200))
     message_id: Mapped[str | None] = mapped_column(String(64))
     sent_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class BulkEmailDelivery(Base):
+    """What became of one recipient of one campaign: sent, or skipped and why. Once per pair."""
+
+    __tablename__ = "bulk_email_deliveries"
+
+    campaign: Mapped[str] = mapped_column(String(100), primary_key=True)
+    user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    #: ``sent``, ``unsubscribed``, ``suppressed`` or ``missing`` (no such user).
+    status: Mapped[str] = mapped_column(String(16))
+    template: Mapped[str] = mapped_column(String(64))
+    locale: Mapped[str | None] = mapped_column(String(10))
+    backend: Mapped[str] = mapped_column(String(16))
+    provider_message_id: Mapped[str | None] = mapped_column(String(200))
+    message_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class PushDevice(Base):
+    """A device registered for push: an FCM registration token, or a Web Push subscription."""
+
+    __tablename__ = "push_devices"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    #: ``fcm`` (Android, iOS through Firebase) or ``webpush`` (browsers).
+    platform: Mapped[str] = mapped_column(String(16))
+    #: The FCM registration token, or the Web Push subscription's endpoint URL.
+    token: Mapped[str] = mapped_column(Text, unique=True)
+    #: Web Push only: the subscription's public key and authentication secret (base64url).
+    p256dh: Mapped[str | None] = mapped_column(String(200))
+    auth: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    last_seen_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class PushDelivery(Base):
+    """One push to one device for one idempotency key; a retried message skips the devices done."""
+
+    __tablename__ = "push_deliveries"
+
+    idempotency_key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    device_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    #: ``sent`` or ``removed`` (the provider declared the token dead).
+    status: Mapped[str] = mapped_column(String(16))
+    provider_id: Mapped[str | None] = mapped_column(String(300))
+    sent_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class WebhookEndpoint(Base):
+    """An integration's endpoint: where to POST which events, and the secrets that sign them.
+
+    Two secrets are valid during a rotation: the new ``secret`` and the
+    ``previous_secret`` until ``previous_expires_at``; deliveries are signed with both.
+    """
+
+    __tablename__ = "webhook_endpoints"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    owner_user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    url: Mapped[str] = mapped_column(Text)
+    events: Mapped[list[str]] = mapped_column(JSONB, server_default=text("'[]'::jsonb"))
+    secret: Mapped[str] = mapped_column(String(100))
+    previous_secret: Mapped[str | None] = mapped_column(String(100))
+    previous_expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    enabled: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    #: When the current run of failures began (None while deliveries succeed).
+    failing_since: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    disabled_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    disabled_reason: Mapped[str | None] = mapped_column(String(300))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class WebhookDeliveryLog(Base):
+    """One event to one endpoint: attempts and outcome (``delivered``, ``failing``, ``dropped``)."""
+
+    __tablename__ = "webhook_deliveries"
+
+    endpoint_id: Mapped[int] = mapped_column(ForeignKey("webhook_endpoints.id", ondelete="CASCADE"), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    event: Mapped[str] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(String(300))
+    details: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -25,6 +25,8 @@ from nightshift.notifications.settings import NotificationsSettings
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 #: The file of the subject; a locale exists for a template when this file does.
 SUBJECT_SUFFIX = ".subject.txt"
+#: The file of a push notification: its first line is the title, the rest the body.
+PUSH_SUFFIX = ".push.txt"
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,7 @@ class EmailTemplates:
             auto_reload=False,
         )
         self.locales = _locales_by_template(self.environment.list_templates())
+        self.push_locales = _locales_by_template(self.environment.list_templates(), suffix=PUSH_SUFFIX)
 
     def locale_for(self, name: str, locale: str | None) -> str:
         """The locale *name* is rendered in for a user whose locale is *locale*.
@@ -97,15 +100,48 @@ class EmailTemplates:
         return RenderedEmail(subject=one_line(subject), text=text, html=html, locale=chosen)
 
 
+@dataclass(frozen=True)
+class RenderedPush:
+    """A push notification in one locale."""
+
+    title: str
+    body: str
+    locale: str
+
+
+def render_push(templates: EmailTemplates, name: str, locale: str | None, context: Mapping[str, Any]) -> RenderedPush:
+    """Render push template ``<name>/<locale>.push.txt`` (title on the first line) for *locale*.
+
+    Raises:
+      UnknownTemplate: No push version of *name*.
+      TemplateFailed: It could not be rendered.
+    """
+    available = templates.push_locales.get(name)
+    if not available:
+        raise UnknownTemplate(f"unknown push template {name!r} (known: {', '.join(sorted(templates.push_locales))})")
+    language = (locale or "").replace("_", "-").split("-", 1)[0].lower()
+    chosen = language if language in available else templates.default_locale
+    if chosen not in available:
+        raise TemplateFailed(f"push template {name!r} has no {templates.default_locale!r} version")
+    try:
+        rendered = templates.environment.get_template(f"{name}/{chosen}{PUSH_SUFFIX}").render(
+            {**context, "locale": chosen}
+        )
+    except Exception as error:
+        raise TemplateFailed(f"push template {name!r} ({chosen}): {type(error).__name__}") from None
+    title, _, body = rendered.strip().partition("\n")
+    return RenderedPush(title=one_line(title), body=body.strip(), locale=chosen)
+
+
 def configured_templates() -> EmailTemplates:
     """The shipped templates with the configured default locale; built once through ``runtime.resource``."""
     return EmailTemplates(default_locale=runtime.service_settings(NotificationsSettings).default_locale)
 
 
-def _locales_by_template(names: Iterable[str]) -> dict[str, frozenset[str]]:
+def _locales_by_template(names: Iterable[str], *, suffix: str = SUBJECT_SUFFIX) -> dict[str, frozenset[str]]:
     locales: defaultdict[str, set[str]] = defaultdict(set)
     for path in names:
         folder, _, file = path.partition("/")
-        if file.endswith(SUBJECT_SUFFIX) and "/" not in file:
-            locales[folder].add(file.removesuffix(SUBJECT_SUFFIX))
+        if file.endswith(suffix) and "/" not in file:
+            locales[folder].add(file.removesuffix(suffix))
     return {name: frozenset(found) for name, found in locales.items()}

@@ -17,4 +17,7 @@ SERVICE = ServiceSpec(
     threads=16,
     health_port=8102,
     entrypoint="nightshift.notifications.worker:main",
+    demo="nightshift.notifications.demo:tick",
+    # Locally, webhooks reach the runner's own receiver on loopback; never set in production.
+    local_env=(("NOTIFICATIONS_WEBHOOKS_ALLOW_LOOPBACK", "true"),),
 )

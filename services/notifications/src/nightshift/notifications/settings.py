@@ -11,6 +11,8 @@ from nightshift.common.settings import ServiceSettings
 
 #: SendGrid's production API; tests point the client at a local server instead.
 SENDGRID_API_HOST = "https://api.sendgrid.com"
+#: Firebase Cloud Messaging's HTTP v1 API.
+FCM_API_URL = "https://fcm.googleapis.com"
 
 
 class NotificationsSettings(ServiceSettings):
@@ -21,6 +23,11 @@ class NotificationsSettings(ServiceSettings):
     """
 
     model_config = SettingsConfigDict(env_prefix="NOTIFICATIONS_")
+
+    #: The common ``ENVIRONMENT``: in production every secret below that is used must be set.
+    environment: Literal["development", "production", "test"] = Field(
+        default="development", validation_alias="ENVIRONMENT"
+    )
 
     #: The common ``MAIL_BACKEND`` (unprefixed), read here too so that the backend's
     #: own requirements are checked when these settings load, at worker start.
@@ -45,6 +52,62 @@ class NotificationsSettings(ServiceSettings):
     operators_address: str = Field(default="operators@nightshift.local", pattern=r"^[^@\s]+@[^@\s]+$")
     #: Used when a user's locale has no version of the template.
     default_locale: str = Field(default="en", pattern=r"^[a-z]{2}$")
+
+    #: SendGrid: requests per second and at once, across every worker.
+    sendgrid_rps: int = Field(default=10, ge=1)
+    sendgrid_concurrency: int = Field(default=8, ge=1)
+    #: SendGrid's event webhook verification key (base64 DER, "Signed Event Webhook"); None refuses events.
+    sendgrid_webhook_public_key: str | None = None
+    #: Signed event webhook requests older than this are refused (replays).
+    sendgrid_webhook_max_age_s: int = Field(default=600, ge=10)
+
+    #: Public listener (one-click unsubscribe, provider webhooks): address, port and the URL users see.
+    public_host: str = "0.0.0.0"  # noqa: S104 - reached through the ingress
+    public_port: int = Field(default=8112, ge=0, le=65535)
+    public_url: str = Field(default="http://127.0.0.1:8112", pattern=r"^https?://")
+    #: Signs unsubscribe links; required in production (elsewhere one is kept in Redis).
+    unsubscribe_secret: SecretStr | None = Field(default=None, validate_default=True)
+
+    #: Firebase Cloud Messaging: service-account JSON file, project (from the file by default), API URL.
+    fcm_credentials_file: str | None = None
+    fcm_project_id: str | None = None
+    fcm_url: str = FCM_API_URL
+    fcm_rps: int = Field(default=200, ge=1)
+    fcm_concurrency: int = Field(default=16, ge=1)
+    #: Web Push: the VAPID private key (PEM or base64url raw; elsewhere than production one is kept in Redis).
+    vapid_private_key: SecretStr | None = None
+    vapid_subject: str = Field(default="mailto:no-reply@nightshift.local", pattern=r"^(mailto:|https://)")
+    webpush_concurrency: int = Field(default=16, ge=1)
+    #: Seconds allowed for one push request.
+    push_timeout_s: float = Field(default=10.0, gt=0)
+
+    #: Circuit breakers of the providers: failures in a row that open one, seconds it stays open.
+    breaker_failures: int = Field(default=5, ge=1)
+    breaker_open_s: float = Field(default=30.0, gt=0)
+
+    #: Webhooks: per-request timeout, breaker per endpoint, how long an endpoint may fail before it is disabled.
+    webhook_timeout_s: float = Field(default=5.0, gt=0, le=30)
+    webhook_breaker_failures: int = Field(default=5, ge=1)
+    webhook_breaker_open_s: float = Field(default=60.0, gt=0)
+    webhook_disable_after_s: int = Field(default=5 * 24 * 3600, ge=60)
+    #: Hours the previous secret stays valid after a rotation.
+    webhook_secret_overlap_h: float = Field(default=24.0, ge=0)
+    #: Let webhooks reach loopback addresses (the local runner's receiver, tests); never in production.
+    webhooks_allow_loopback: bool = False
+
+    @field_validator("unsubscribe_secret")
+    @classmethod
+    def _secret_in_production(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        if info.data.get("environment") == "production" and not (value and len(value.get_secret_value()) >= 16):
+            raise ValueError("required (16 characters or more) when ENVIRONMENT is production")
+        return value
+
+    @field_validator("webhooks_allow_loopback")
+    @classmethod
+    def _no_loopback_in_production(cls, value: bool, info: ValidationInfo) -> bool:
+        if value and info.data.get("environment") == "production":
+            raise ValueError("must stay false when ENVIRONMENT is production")
+        return value
 
     @field_validator("sendgrid_api_key")
     @classmethod

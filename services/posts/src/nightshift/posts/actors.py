@@ -10,20 +10,23 @@ from nightshift.common import runtime
 from nightshift.common.contracts import NoArguments, contract_actor
 from nightshift.common.contracts import gdpr as gdpr_contracts
 from nightshift.common.contracts.gdpr import GdprRequestRef
+from nightshift.common.contracts.notifications import SEND_BULK_EMAIL, BulkEmailBatch
 from nightshift.common.contracts.posts import (
     CLEANUP_OLD_POSTS,
     GENERATE_CONTENT_ANALYTICS,
     INDEX_POST,
     OPTIMIZE_SEARCH_INDEX,
     REINDEX_SEARCH,
+    SEND_CONTENT_DIGEST_EMAIL,
     UPDATE_POST_ENGAGEMENT_SCORES,
     UPDATE_TRENDING_HASHTAGS,
     DayRef,
+    DigestRequest,
     HourRef,
     PostChange,
     ReindexRequest,
 )
-from nightshift.posts import analytics, cleanup, engagement, gdpr, indexing, optimize, reindex, trending
+from nightshift.posts import analytics, cleanup, digest, engagement, gdpr, indexing, optimize, reindex, trending
 from nightshift.posts.settings import PostsSettings
 
 logger = logging.getLogger(__name__)
@@ -130,3 +133,28 @@ def gdpr_export_posts(payload: GdprRequestRef) -> None:
 def gdpr_erase_posts(payload: GdprRequestRef) -> None:
     """Erase the user's posts, comments, likes and shares, and the hashtags only they used."""
     gdpr.erase_part(runtime.session_factory(), runtime.app_redis(), payload.request_id)
+
+
+@contract_actor(SEND_CONTENT_DIGEST_EMAIL)
+def send_content_digest_email(payload: DigestRequest) -> None:
+    """Compose the week's digests and hand them to notifications in batches of ids."""
+    settings = _settings()
+    timezone = runtime.settings().timezone
+    now = dt.datetime.now(dt.UTC)
+
+    def send(batch: BulkEmailBatch) -> None:
+        SEND_BULK_EMAIL.send(batch)
+
+    outcome = digest.send_content_digest_email(
+        runtime.session_factory(),
+        send,
+        week_end=payload.week_end or now.astimezone(ZoneInfo(timezone)).date(),
+        timezone=timezone,
+        now=now,
+        batch_size=settings.digest_batch_size,
+        top_posts=settings.digest_top_posts,
+        active_days=settings.digest_active_days,
+        interaction_days=settings.digest_interaction_days,
+        trending=settings.digest_trending,
+    )
+    logger.info("send_content_digest_email: %s", outcome)

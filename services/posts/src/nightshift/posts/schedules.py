@@ -6,6 +6,7 @@ from nightshift.common.contracts.posts import (
     CLEANUP_OLD_POSTS,
     GENERATE_CONTENT_ANALYTICS,
     OPTIMIZE_SEARCH_INDEX,
+    SEND_CONTENT_DIGEST_EMAIL,
     UPDATE_POST_ENGAGEMENT_SCORES,
     UPDATE_TRENDING_HASHTAGS,
 )
@@ -46,5 +47,12 @@ SCHEDULES = (
         CLEANUP_OLD_POSTS,
         overlap="skip",
         description="Delete old posts without engagement in batches; post.deleted for each via the outbox.",
+    ),
+    Schedule(
+        "send_content_digest_email",
+        "0 9 * * 1",
+        SEND_CONTENT_DIGEST_EMAIL,
+        overlap="skip",
+        description="The week's digest to active, opted-in users: composed here, sent by notifications in batches.",
     ),
 )

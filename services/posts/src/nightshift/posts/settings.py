@@ -51,3 +51,14 @@ class PostsSettings(ServiceSettings):
     index_bloat_ratio: float = Field(default=1.5, gt=1.0)
     #: Optimize: indexes smaller than this are never rebuilt (the gain would be nil).
     index_bloat_min_bytes: int = Field(default=16 * 1024 * 1024, ge=0)
+
+    #: Digest: users per page, and so recipients per ``send_bulk_email`` message at most.
+    digest_batch_size: int = Field(default=1000, ge=1, le=5000)
+    #: Digest: posts per user.
+    digest_top_posts: int = Field(default=5, ge=1, le=20)
+    #: Digest: users active in the last this many days get one.
+    digest_active_days: int = Field(default=30, ge=1)
+    #: Digest: interactions (likes, comments, shares) this recent choose the authors.
+    digest_interaction_days: int = Field(default=90, ge=1)
+    #: Digest: trending hashtags of the week listed.
+    digest_trending: int = Field(default=5, ge=0, le=20)

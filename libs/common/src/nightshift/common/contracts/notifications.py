@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import datetime as dt
+from typing import Any, Literal
 
 from pydantic import Field
 
 from nightshift.common.contracts import Contract, Payload
 from nightshift.common.lanes import Lane
+
+#: A notification's category, for the user's preferences; None: transactional (always sent).
+Category = Literal["digest", "product_news", "security"]
+#: A campaign id: also the prefix of every recipient's idempotency key.
+CAMPAIGN_PATTERN = r"^[a-z0-9][a-z0-9_.:-]{0,99}$"
+#: Recipients one bulk message may carry (providers take up to 1,000 per request).
+MAX_BULK_RECIPIENTS = 5_000
+#: Webhook retries: minutes to hours (1 min, 5 min, 30 min, 2 h, 6 h, 12 h: ~21 h in all).
+WEBHOOK_RETRY_DELAYS_MS = (60_000, 300_000, 1_800_000, 7_200_000, 21_600_000, 43_200_000)
 
 
 class EmailRequest(Payload):
@@ -19,6 +29,53 @@ class EmailRequest(Payload):
     #: Ids the template may look up (a post id, an export id…); never personal data.
     context_ids: dict[str, int] = Field(default_factory=dict)
     urgency: Literal["high", "critical"] = "high"
+    #: Honoured against the user's preferences (``security`` always goes); None: transactional.
+    category: Category | None = None
+
+
+class BulkRecipient(Payload):
+    """One recipient of a bulk email and the ids their copy is made of (post ids of a digest…)."""
+
+    user_id: int = Field(gt=0)
+    context_ids: dict[str, list[int]] = Field(default_factory=dict)
+
+
+class BulkEmailBatch(Payload):
+    """Send *template* to *recipients* as part of *campaign*, once per recipient and campaign."""
+
+    campaign: str = Field(pattern=CAMPAIGN_PATTERN)
+    template: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    category: Category
+    recipients: list[BulkRecipient] = Field(min_length=1, max_length=MAX_BULK_RECIPIENTS)
+    #: Facts shared by every copy (trending hashtags, the week): never personal data.
+    facts: dict[str, str | int | list[str]] = Field(default_factory=dict)
+
+
+class PushRequest(Payload):
+    """Push template *template* to user *user_id*'s devices, once per device and *idempotency_key*."""
+
+    user_id: int = Field(gt=0)
+    template: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    idempotency_key: str = Field(min_length=1, max_length=200)
+    context_ids: dict[str, int] = Field(default_factory=dict)
+    category: Category | None = None
+
+
+class WebhookEvent(Payload):
+    """An integration event to fan out to the webhook endpoints that want it."""
+
+    event: str = Field(pattern=r"^[a-z][a-z0-9_.]*$", max_length=100)
+    data: dict[str, Any]
+
+
+class WebhookDelivery(Payload):
+    """POST event *event_id* to endpoint *endpoint_id*, signed."""
+
+    endpoint_id: int = Field(gt=0)
+    event: str = Field(pattern=r"^[a-z][a-z0-9_.]*$", max_length=100)
+    event_id: str = Field(min_length=1, max_length=100)
+    occurred_at: dt.datetime
+    data: dict[str, Any]
 
 
 class OpsAlert(Payload):
@@ -38,3 +95,19 @@ SEND_EMAIL = Contract("notifications", "send_email", Lane.HIGH, EmailRequest)
 SEND_EMAIL_CRITICAL = Contract("notifications", "send_email_critical", Lane.CRITICAL, EmailRequest)
 #: Operators' alerts go ahead of transactional mail: they are few and someone should act.
 SEND_OPS_ALERT = Contract("notifications", "send_ops_alert", Lane.CRITICAL, OpsAlert)
+#: Digests and announcements: many recipients per message, after everything else.
+SEND_BULK_EMAIL = Contract(
+    "notifications", "send_bulk_email", Lane.LOW, BulkEmailBatch, options={"time_limit": 900_000}
+)
+SEND_PUSH = Contract("notifications", "send_push", Lane.HIGH, PushRequest)
+DISPATCH_WEBHOOKS = Contract("notifications", "dispatch_webhooks", Lane.NORMAL, WebhookEvent)
+DELIVER_WEBHOOK = Contract(
+    "notifications",
+    "deliver_webhook",
+    Lane.NORMAL,
+    WebhookDelivery,
+    options={"time_limit": 60_000},
+)
+#: Message options of every ``deliver_webhook`` message: its retry schedule (set per message, so
+#: that importing the actors never depends on the broker's middleware).
+DELIVER_WEBHOOK_OPTIONS = {"retry_delays_ms": list(WEBHOOK_RETRY_DELAYS_MS)}

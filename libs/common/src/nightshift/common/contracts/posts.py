@@ -39,6 +39,12 @@ class DayRef(Payload):
     day: dt.date | None = None
 
 
+class DigestRequest(Payload):
+    """The weekly digest of the week that ends at *week_end* (None: the week that just ended)."""
+
+    week_end: dt.date | None = None
+
+
 #: Real-time indexing: a post is searchable seconds after it is written.
 INDEX_POST = Contract("posts", "index_post", Lane.HIGH, PostChange)
 #: A full rebuild of 1M posts takes a minute or two; an hour is a hung worker.
@@ -52,3 +58,7 @@ UPDATE_POST_ENGAGEMENT_SCORES = Contract(
 )
 GENERATE_CONTENT_ANALYTICS = Contract("posts", "generate_content_analytics", Lane.NORMAL, DayRef)
 CLEANUP_OLD_POSTS = Contract("posts", "cleanup_old_posts", Lane.LOW, NoArguments, options={"time_limit": 3_600_000})
+#: Weekly digest: composes in SQL and hands batches to notifications; an hour is a hung worker.
+SEND_CONTENT_DIGEST_EMAIL = Contract(
+    "posts", "send_content_digest_email", Lane.LOW, DigestRequest, options={"time_limit": 3_600_000}
+)

@@ -100,6 +100,41 @@ class UserStats(Base):
     updated_at: Mapped[dt.datetime] = _now()
 
 
+# --- notification preferences and suppressions (notifications writes them; posts' digest reads them) --
+
+#: Categories of notifications a user may choose about; ``security`` cannot be turned off.
+NOTIFICATION_CATEGORIES = ("digest", "product_news", "security")
+#: Channels a preference applies to.
+NOTIFICATION_CHANNELS = ("email", "push")
+#: Whether a category is on when the user never chose (opt-in for product news).
+DEFAULT_PREFERENCES = {"digest": True, "product_news": False, "security": True}
+
+
+class NotificationPreference(Base):
+    """A user's choice for one category on one channel; no row means ``DEFAULT_PREFERENCES``."""
+
+    __tablename__ = "notification_preferences"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    category: Mapped[str] = mapped_column(String(32), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16), primary_key=True)
+    enabled: Mapped[bool] = mapped_column(Boolean)
+    #: Where the choice was made: ``settings``, ``one_click`` (RFC 8058), ``provider`` (an unsubscribe event).
+    source: Mapped[str] = mapped_column(String(32), server_default="settings")
+    updated_at: Mapped[dt.datetime] = _now()
+
+
+class EmailSuppression(Base):
+    """An address no email may be sent to (bounced, dropped, reported as spam), lowercased."""
+
+    __tablename__ = "email_suppressions"
+
+    email: Mapped[str] = mapped_column(String(320), primary_key=True)
+    reason: Mapped[str] = mapped_column(String(32))
+    source: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[dt.datetime] = _now()
+
+
 # --- posts: the app's content (written by the app; the posts service derives its own tables) --
 
 

@@ -21,11 +21,12 @@ class UserRegistered(Payload):
 
 class NotificationRequested(Payload):
     user_id: int = Field(gt=0)
-    channel: Literal["email"] = "email"
+    channel: Literal["email", "push"] = "email"
     template: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     idempotency_key: str = Field(min_length=1, max_length=200)
     context_ids: dict[str, int] = Field(default_factory=dict)
     urgency: Literal["high", "critical"] = "high"
+    category: notifications.Category | None = None
 
 
 class MediaUploaded(Payload):
@@ -98,6 +99,19 @@ def _email_fields(event: NotificationRequested) -> dict[str, object]:
     return event.model_dump(mode="json", exclude={"channel"})
 
 
+def _push_fields(event: NotificationRequested) -> dict[str, object]:
+    return event.model_dump(mode="json", exclude={"channel", "urgency"})
+
+
+def _webhook(name: str) -> Subscriber:
+    """Integration events: fanned out to the webhook endpoints subscribed to *name*."""
+
+    def adapt(event: Payload) -> dict[str, object]:
+        return {"event": name, "data": event.model_dump(mode="json")}
+
+    return Subscriber(notifications.DISPATCH_WEBHOOKS, adapt=adapt)
+
+
 CATALOG: dict[str, EventSpec] = {
     spec.name: spec
     for spec in (
@@ -123,6 +137,7 @@ CATALOG: dict[str, EventSpec] = {
                     when=lambda e: e.channel == "email" and e.urgency == "critical",
                     adapt=_email_fields,
                 ),
+                Subscriber(notifications.SEND_PUSH, when=lambda e: e.channel == "push", adapt=_push_fields),
             ),
             description="Some service asks that a user be notified.",
         ),
@@ -137,21 +152,21 @@ CATALOG: dict[str, EventSpec] = {
             name="media.processed",
             version=1,
             schema=MediaProcessed,
-            subscribers=(),
+            subscribers=(_webhook("media.processed"),),
             description="An upload's variants are stored and recorded on its media row.",
         ),
         EventSpec(
             name="media.failed",
             version=1,
             schema=MediaFailed,
-            subscribers=(),
+            subscribers=(_webhook("media.failed"),),
             description="An upload was refused; the media row holds the detailed reason.",
         ),
         EventSpec(
             name="post.created",
             version=1,
             schema=PostCreated,
-            subscribers=(Subscriber(posts.INDEX_POST, adapt=_post_change("created")),),
+            subscribers=(Subscriber(posts.INDEX_POST, adapt=_post_change("created")), _webhook("post.created")),
             description="A post was written; its hashtags are linked and it becomes searchable.",
         ),
         EventSpec(
@@ -168,6 +183,7 @@ CATALOG: dict[str, EventSpec] = {
             subscribers=(
                 Subscriber(media.DELETE_POST_MEDIA),
                 Subscriber(posts.INDEX_POST, adapt=_post_change("deleted")),
+                _webhook("post.deleted"),
             ),
             description="A post was deleted; its media go with it and it leaves the search index.",
         ),
@@ -211,3 +227,10 @@ CATALOG: dict[str, EventSpec] = {
         ),
     )
 }
+
+#: The events integrations may subscribe webhook endpoints to.
+WEBHOOK_EVENTS = frozenset(
+    name
+    for name, spec in CATALOG.items()
+    if any(subscriber.contract is notifications.DISPATCH_WEBHOOKS for subscriber in spec.subscribers)
+)

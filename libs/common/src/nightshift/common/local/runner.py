@@ -19,6 +19,7 @@ from typing import Any
 from nightshift.common.db import migrate
 from nightshift.common.db.engine import make_engine, make_session_factory
 from nightshift.common.local.embedded import EmbeddedPostgres, EmbeddedRedis, require_local_extra, runtime_dir_default
+from nightshift.common.local.receiver import RECEIVER_URL_VARIABLE, LocalReceiver
 from nightshift.common.processes import port_is_free, stop_on_signals
 from nightshift.common.service import ServiceSpec, installed_services, load_object
 from nightshift.common.settings import LOCAL_ENV_FILE
@@ -74,8 +75,11 @@ def run_local(var_dir: Path = Path("var")) -> int:
     env_file.write_text("".join(f"{key}={value}\n" for key, value in env_values.items()))
     migrate.upgrade(database_url)
     print("migrations  applied")
+    receiver = LocalReceiver().start()
+    os.environ[RECEIVER_URL_VARIABLE] = receiver.url  # the demo hooks run in this process
+    print(f"receiver    {receiver.url} (demo webhooks and pushes land here)")
 
-    services = _start_services(var_dir, {**os.environ, **env_values})
+    services = _start_services(var_dir, {**os.environ, **env_values, RECEIVER_URL_VARIABLE: receiver.url})
     factory = make_session_factory(make_engine(database_url, pool_size=1))
     _print_banner(services, var_dir, _banner_lines(services, factory))
     demos = [load_object(spec.demo) for spec in installed_services().values() if spec.demo]
@@ -90,6 +94,7 @@ def run_local(var_dir: Path = Path("var")) -> int:
     finally:
         print("\nstopping…")
         stop_children([service.child for service in services], grace_s=STOP_GRACE_S)
+        receiver.stop()
         if redis_server is not None:
             redis_server.stop()
         if postgres is not None:
@@ -109,7 +114,11 @@ def _start_services(var_dir: Path, env: dict[str, str]) -> list[LocalService]:
             port += 100
         command = [sys.executable, "-m", "nightshift.common.cli", "run", spec.name, "--health-port", str(port)]
         child = SupervisedChild(
-            spec.name, command, env, log_path=var_dir / "log" / f"{spec.name}.log", new_session=True
+            spec.name,
+            command,
+            {**env, **dict(spec.local_env)},
+            log_path=var_dir / "log" / f"{spec.name}.log",
+            new_session=True,
         )
         child.start()
         services.append(LocalService(spec, port, child))

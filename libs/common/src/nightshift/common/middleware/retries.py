@@ -11,7 +11,7 @@ import dramatiq
 from dramatiq.broker import MessageProxy
 from dramatiq.middleware import Retries
 
-from nightshift.common.errors import PermanentError
+from nightshift.common.errors import Deferred, PermanentError, RetryAfter
 from nightshift.common.revocation import Terminated
 from nightshift.common.settings import DEFAULT_RETRY_DELAYS_MS
 
@@ -20,8 +20,11 @@ class ScheduledRetries(Retries):
     """Retry failed messages after fixed delays, then dead-letter them.
 
     Dramatiq's exponential formula cannot express "1 s, 5 s, 25 s"; here the
-    schedule is a list: one retry per entry. A :class:`PermanentError` (or a type
-    in the actor's ``throws``) is dead-lettered after its first attempt.
+    schedule is a list: one retry per entry (a message's own ``retry_delays_ms``
+    option comes first, then the actor's, then this default). A :class:`PermanentError` (or a type
+    in the actor's ``throws``) is dead-lettered after its first attempt. A
+    :class:`Deferred` (an open circuit breaker, a rate limit) is put back with its
+    own delay and does not count as a retry; ``deferrals`` counts those.
 
     Parameters:
       delays_ms: The default schedule. Actors override it with the
@@ -46,13 +49,17 @@ class ScheduledRetries(Retries):
     ) -> None:
         if exception is None or isinstance(exception, Terminated):
             return  # a revoked job is acked: neither retried nor dead-lettered
+        if isinstance(exception, Deferred):
+            message.options["deferrals"] = message.options.get("deferrals", 0) + 1
+            broker.enqueue(message, delay=exception.delay_ms)  # type: ignore[arg-type]
+            return
         actor = broker.get_actor(message.actor_name)
         throws = message.options.get("throws") or actor.options.get("throws") or ()
         if isinstance(exception, PermanentError) or (throws and isinstance(exception, throws)):
             message.fail()
             return
 
-        schedule = tuple(actor.options.get("retry_delays_ms", self.delays_ms))
+        schedule = tuple(message.options.get("retry_delays_ms") or actor.options.get("retry_delays_ms", self.delays_ms))
         max_retries = message.options.get("max_retries", actor.options.get("max_retries", len(schedule)))
         retries = message.options.get("retries", 0)
         message.options["retries"] = retries + 1
@@ -66,5 +73,7 @@ class ScheduledRetries(Retries):
             delay = exception.delay
         else:
             delay = schedule[retries]
+        if isinstance(exception, RetryAfter):
+            delay = max(delay, exception.retry_after_ms)
         self.logger.info("Retrying message %r in %d ms.", message.message_id, delay)
         broker.enqueue(message, delay=delay)  # type: ignore[arg-type]

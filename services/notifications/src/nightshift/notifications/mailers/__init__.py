@@ -59,9 +59,13 @@ def build_mailer(settings: NotificationsSettings, *, outbox_dir: str | Path) -> 
 def configured_mailer() -> Mailer:
     """The mailer of this process's settings; built once through ``runtime.resource(configured_mailer)``.
 
-    Its clients are thread-safe, so every worker thread shares it.
+    Its clients are thread-safe, so every worker thread shares it. A remote provider's
+    requests go through its circuit breaker and rate limits (``guards``).
 
     Raises:
       ConfigurationError: A setting the backend needs is missing.
     """
-    return build_mailer(runtime.service_settings(NotificationsSettings), outbox_dir=runtime.settings().outbox_dir)
+    from nightshift.notifications.guards import mail_guard_for
+
+    settings = runtime.service_settings(NotificationsSettings)
+    return mail_guard_for(build_mailer(settings, outbox_dir=runtime.settings().outbox_dir), settings)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -26,6 +27,7 @@ class Email:
       html: The HTML part.
       idempotency_key: What makes this email once; backends derive stable
         identifiers from it (file name, ``Message-ID``) so a repeat is recognisable.
+      headers: Extra headers (``List-Unsubscribe``…), as (name, value) pairs.
     """
 
     recipient: Address
@@ -33,6 +35,7 @@ class Email:
     text: str = field(repr=False)
     html: str = field(repr=False)
     idempotency_key: str
+    headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
 
 
 class Mailer(abc.ABC):
@@ -44,6 +47,8 @@ class Mailer(abc.ABC):
 
     #: The backend's name, recorded on each delivery row.
     backend: ClassVar[str]
+    #: Emails handed over in one :meth:`send_bulk` call (SendGrid: 1,000 personalizations).
+    batch_size: ClassVar[int] = 1
 
     def __init__(self, *, sender: Address) -> None:
         self.sender = sender
@@ -59,3 +64,15 @@ class Mailer(abc.ABC):
           ProviderUnavailable: The provider may accept it later (retried).
           ProviderRejected: The provider refused it for good.
         """
+
+    def send_bulk(self, emails: Sequence[Email]) -> list[str | None]:
+        """Hand at most :attr:`batch_size` emails to the provider, in one request when it can.
+
+        Returns:
+          The provider's id for each email, in order.
+
+        Raises:
+          ProviderUnavailable, ProviderRejected: As :meth:`send`; then none of them
+            counts as sent (a repeat of the batch is recognisable by its keys).
+        """
+        return [self.send(email) for email in emails]

@@ -42,6 +42,8 @@ def build_mime(email: Email, sender: Address) -> EmailMessage:
     message["Subject"] = one_line(email.subject)
     message["Date"] = formatdate(localtime=False, usegmt=True)
     message["Message-ID"] = message_id(email.idempotency_key, sender)
+    for name, value in email.headers:
+        message[name] = one_line(value)
     message.set_content(email.text)
     message.add_alternative(email.html, subtype="html")
     return message

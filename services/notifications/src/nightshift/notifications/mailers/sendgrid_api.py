@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import http.client
 import json
+from collections.abc import Sequence
 from typing import Any
 from urllib.error import URLError
 
 from python_http_client.exceptions import HTTPError
 from sendgrid import SendGridAPIClient
-from sendgrid.helpers.mail import Content, CustomArg, From, Mail, To
+from sendgrid.helpers.mail import Content, CustomArg, From, Header, Mail, To
 
 from nightshift.common.errors import NightshiftError
 from nightshift.notifications.errors import ProviderRejected, ProviderUnavailable
 from nightshift.notifications.mailers.base import Address, Email, Mailer
 from nightshift.notifications.mailers.mime import one_line
+
+#: SendGrid's limit of personalizations (recipients) per Mail Send request.
+MAX_PERSONALIZATIONS = 1000
+#: Substitution tags standing for each recipient's own text and HTML in a bulk request.
+TEXT_TAG = "-nightshift_text-"
+HTML_TAG = "-nightshift_html-"
 
 #: 4xx answers worth retrying (request timeout, rate limited); every 5xx is retried too.
 _RETRYABLE_STATUSES = frozenset({408, 429})
@@ -31,6 +38,7 @@ class SendGridMailer(Mailer):
     """
 
     backend = "sendgrid"
+    batch_size = MAX_PERSONALIZATIONS
 
     def __init__(self, api_key: str, *, sender: Address, host: str, timeout_s: float = 10.0) -> None:
         super().__init__(sender=sender)
@@ -45,8 +53,38 @@ class SendGridMailer(Mailer):
           ProviderUnavailable: No connection, a timeout, 429 or 5xx.
           ProviderRejected: Any other 4xx (bad request, bad key, forbidden sender…).
         """
+        return self._post(self._mail(email).get())
+
+    def send_bulk(self, emails: Sequence[Email]) -> list[str | None]:
+        """Send up to 1,000 emails in one request, one personalization per recipient.
+
+        Each personalization carries the recipient's subject, headers
+        (``List-Unsubscribe``…), idempotency key and, as substitutions, their own
+        text and HTML; the request's content is the two substitution tags.
+
+        Returns:
+          SendGrid's ``X-Message-Id`` of the request, for every email.
+
+        Raises:
+          ValueError: More than 1,000 emails.
+          ProviderUnavailable, ProviderRejected: As :meth:`send`.
+        """
+        if not emails:
+            return []
+        if len(emails) > MAX_PERSONALIZATIONS:
+            raise ValueError(f"SendGrid takes at most {MAX_PERSONALIZATIONS} personalizations per request")
+        body: dict[str, Any] = {
+            "from": _address(self.sender),
+            "subject": one_line(emails[0].subject),
+            "content": [{"type": "text/plain", "value": TEXT_TAG}, {"type": "text/html", "value": HTML_TAG}],
+            "personalizations": [_personalization(email) for email in emails],
+        }
+        message_id = self._post(body)
+        return [message_id] * len(emails)
+
+    def _post(self, body: dict[str, Any]) -> str | None:
         try:
-            response = self.client.send(self._mail(email))
+            response = self.client.client.mail.send.post(request_body=body)
         except HTTPError as error:
             raise classify_sendgrid_error(error) from None
         except (OSError, http.client.HTTPException) as error:
@@ -66,7 +104,26 @@ class SendGridMailer(Mailer):
         mail.add_content(Content("text/html", email.html))
         # Returned by SendGrid's event webhook: ties a provider event back to our delivery row.
         mail.add_custom_arg(CustomArg("idempotency_key", email.idempotency_key))
+        for name, value in email.headers:
+            mail.add_header(Header(name, one_line(value)))
         return mail
+
+
+def _address(address: Address) -> dict[str, str]:
+    name = one_line(address.name)
+    return {"email": address.email, "name": name} if name else {"email": address.email}
+
+
+def _personalization(email: Email) -> dict[str, Any]:
+    personalization: dict[str, Any] = {
+        "to": [_address(email.recipient)],
+        "subject": one_line(email.subject),
+        "substitutions": {TEXT_TAG: email.text, HTML_TAG: email.html},
+        "custom_args": {"idempotency_key": email.idempotency_key},
+    }
+    if email.headers:
+        personalization["headers"] = {name: one_line(value) for name, value in email.headers}
+    return personalization
 
 
 def classify_sendgrid_error(error: HTTPError) -> NightshiftError:

@@ -1,0 +1,1 @@
+"""Outgoing webhooks: endpoints, Standard Webhooks signatures, SSRF-safe delivery with a breaker per endpoint."""
