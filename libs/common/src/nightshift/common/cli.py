@@ -108,10 +108,14 @@ def status() -> None:
     from nightshift.common import runtime
     from nightshift.common.queue_stats import live_workers, queue_depths
     from nightshift.common.redis_broker import NightshiftRedisBroker
+    from nightshift.common.redis_client import redis_client
     from nightshift.common.service import installed_services
 
     settings = runtime.settings()
-    broker = NightshiftRedisBroker(url=settings.broker_url, heartbeat_timeout=settings.heartbeat_timeout_ms)
+    broker = NightshiftRedisBroker(
+        client=redis_client(settings.broker_url, tls=settings.redis_tls),
+        heartbeat_timeout=settings.heartbeat_timeout_ms,
+    )
     queues = [queue for spec in installed_services().values() for queue in spec.queues]
     click.echo(f"live worker processes: {live_workers(broker)}")
     click.echo(f"{'queue':<28}{'ready':>8}{'in flight':>11}{'delayed':>9}{'dead':>7}")
