@@ -12,7 +12,8 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 
 import dramatiq
@@ -53,12 +54,12 @@ def acl_redis(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A fresh Redis whose users are the generated ones; yields its address."""
     rules = acl_rules(installed_services().values())
     (tmp_path / "users.acl").write_text(acl_file(rules, dict.fromkeys(rules, PASSWORD)))
+    stop: Callable[[], object]
     if request.param == "redis7":
         binary = _redis7()
         if binary is None:
             pytest.skip("no Redis 7 here (neither bundled nor on PATH)")
         port = free_port()
-        # An ACL file cannot be given on the command line beside user lines: load it after start.
         process = subprocess.Popen(
             [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
              "--dir", str(tmp_path)],
@@ -67,11 +68,12 @@ def acl_redis(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         )  # fmt: skip
         admin = redis.Redis(port=port)
         wait_for(lambda: _pings(admin), timeout=10, what="redis-server 7")
-        stop = lambda: stop_processes([process], grace_s=5)  # noqa: E731
+        stop = partial(stop_processes, [process], grace_s=5)
     else:
         server = EmbeddedRedis(tmp_path / "redis").start()
         port, stop = server.port, server.stop
         admin = redis.Redis(port=port)
+    # The file's lines as ACL SETUSER commands: what ``aclfile`` would load at start.
     for line in (tmp_path / "users.acl").read_text().splitlines():
         _, user, *rule = line.split(" ")
         admin.execute_command("ACL", "SETUSER", user, *rule)
