@@ -8,6 +8,8 @@ import pytest
 from pydantic import Field, ValidationError
 from pydantic_settings import SettingsConfigDict
 
+from nightshift.common.errors import ConfigurationError
+from nightshift.common.redis_client import RedisTLS, redis_client
 from nightshift.common.settings import CommonSettings, ServiceSettings, load_settings, with_redis_db
 
 
@@ -85,3 +87,41 @@ def test_a_service_settings_subclass_sets_only_its_prefix_and_fields(
     with pytest.raises(SystemExit):
         load_settings(ExampleSettings)
     assert "EXAMPLE_BATCH_SIZE: Input should be greater than or equal to 1" in capsys.readouterr().err
+
+
+def test_redis_tls_files_need_a_rediss_url_and_must_exist(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    monkeypatch.setenv("DATABASE_URL", "postgresql://x@/db")
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:6379/0")
+    monkeypatch.setenv("REDIS_TLS_CA_FILE", str(ca))
+    monkeypatch.setenv("REDIS_TLS_KEY_FILE", str(ca))
+    with pytest.raises(SystemExit):
+        load_settings(CommonSettings)
+    err = capsys.readouterr().err
+    assert "REDIS_TLS_CA_FILE: Value error, is set but REDIS_URL does not start with rediss://" in err
+
+    monkeypatch.setenv("REDIS_URL", "rediss://redis.internal:6380/0")
+    monkeypatch.setenv("REDIS_TLS_CERT_FILE", str(tmp_path / "missing.crt"))
+    with pytest.raises(SystemExit):
+        load_settings(CommonSettings)
+    err = capsys.readouterr().err
+    assert f"REDIS_TLS_CERT_FILE: Value error, no such file: {tmp_path / 'missing.crt'}" in err
+    assert "REDIS_TLS_KEY_FILE: Value error, is set without REDIS_TLS_CERT_FILE" in err
+
+    monkeypatch.setenv("REDIS_TLS_CERT_FILE", str(ca))
+    settings = load_settings(CommonSettings)
+    assert settings.redis_tls == RedisTLS(str(ca), str(ca), str(ca))
+    assert settings.broker_url == "rediss://redis.internal:6380/1"
+    monkeypatch.delenv("REDIS_TLS_CA_FILE")
+    monkeypatch.delenv("REDIS_TLS_CERT_FILE")
+    monkeypatch.delenv("REDIS_TLS_KEY_FILE")
+    assert load_settings(CommonSettings).redis_tls is None
+
+
+def test_a_redis_client_refuses_tls_files_for_a_plain_url() -> None:
+    with pytest.raises(ConfigurationError, match="not rediss://"):
+        redis_client("redis://127.0.0.1:6379/0", tls=RedisTLS(ca_file="/etc/ssl/ca.pem"))

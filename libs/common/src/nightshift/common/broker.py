@@ -34,6 +34,7 @@ from nightshift.common.middleware.revocations import Revocations
 from nightshift.common.middleware.tracing import Tracing
 from nightshift.common.records import RecordWriter
 from nightshift.common.redis_broker import NightshiftRedisBroker
+from nightshift.common.redis_client import redis_client
 from nightshift.common.settings import CommonSettings
 
 
@@ -73,6 +74,8 @@ def build_broker(
       registry: Where metrics go (a new registry by default, kept as ``broker.metrics_registry``);
         the circuit breakers' states are added to it.
       set_global: Make it Dramatiq's global broker, as actors declared later expect.
+      options: Passed to :class:`NightshiftRedisBroker` (a ``client`` of its own replaces the
+        one built on ``settings.broker_url`` with the TLS settings).
     """
     install_encoder()
     registry = registry or CollectorRegistry()
@@ -81,8 +84,8 @@ def build_broker(
         make_engine(settings.database_url, pool_size=2, application_name="nightshift-records"),
         flush_interval_ms=settings.record_flush_interval_ms,
     )
+    options.setdefault("client", redis_client(settings.broker_url, tls=settings.redis_tls))
     broker = NightshiftRedisBroker(
-        url=settings.broker_url,
         middleware=middleware_stack(settings, writer=writer, registry=registry),
         heartbeat_timeout=settings.heartbeat_timeout_ms,
         **options,

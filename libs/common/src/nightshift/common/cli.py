@@ -108,10 +108,14 @@ def status() -> None:
     from nightshift.common import runtime
     from nightshift.common.queue_stats import live_workers, queue_depths
     from nightshift.common.redis_broker import NightshiftRedisBroker
+    from nightshift.common.redis_client import redis_client
     from nightshift.common.service import installed_services
 
     settings = runtime.settings()
-    broker = NightshiftRedisBroker(url=settings.broker_url, heartbeat_timeout=settings.heartbeat_timeout_ms)
+    broker = NightshiftRedisBroker(
+        client=redis_client(settings.broker_url, tls=settings.redis_tls),
+        heartbeat_timeout=settings.heartbeat_timeout_ms,
+    )
     queues = [queue for spec in installed_services().values() for queue in spec.queues]
     click.echo(f"live worker processes: {live_workers(broker)}")
     click.echo(f"{'queue':<28}{'ready':>8}{'in flight':>11}{'delayed':>9}{'dead':>7}")
@@ -321,6 +325,41 @@ def _progress(total: int, label: str) -> Any:
 
 def _report(data: dict[str, Any], text: str, as_json: bool) -> None:
     click.echo(json.dumps(data) if as_json else text)
+
+
+@main.group()
+def security() -> None:
+    """Least-privilege material generated from the installed services."""
+
+
+@security.command("redis-acl")
+@click.option(
+    "--app-keys",
+    multiple=True,
+    metavar="SERVICE=PATTERN",
+    help="A key pattern a service uses in the application Redis (repeatable).",
+)
+def redis_acl(app_keys: tuple[str, ...]) -> None:
+    """Print a Redis ACL file with one user per service (passwords from REDIS_ACL_PASSWORD_<SERVICE>)."""
+    import os
+
+    from nightshift.common.redis_acl import acl_file, acl_rules, user_name
+    from nightshift.common.service import installed_services
+
+    extra: dict[str, tuple[str, ...]] = {}
+    for item in app_keys:
+        service, separator, pattern = item.partition("=")
+        if not separator or not pattern:
+            raise click.BadParameter(f"{item!r} is not SERVICE=PATTERN", param_hint="--app-keys")
+        extra[service] = (*extra.get(service, ()), pattern)
+    specs = list(installed_services().values())
+    passwords = {}
+    for spec in specs:
+        variable = f"REDIS_ACL_PASSWORD_{spec.name.upper()}"
+        if not os.environ.get(variable):
+            raise click.ClickException(f"{variable} is not set (the password of Redis user {user_name(spec.name)})")
+        passwords[user_name(spec.name)] = os.environ[variable]
+    click.echo(acl_file(acl_rules(specs, app_keys=extra), passwords), nl=False)
 
 
 def _broker() -> Any:

@@ -8,17 +8,22 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-import redis
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from sqlalchemy import Engine, text
 
+from nightshift.common.redis_client import RedisTLS, redis_client
+
 Check = Callable[[], tuple[bool, dict[str, Any]]]
 
 
-def readiness_check(redis_url: str, engine: Engine) -> Check:
-    """Ready when Redis answers PING and PostgreSQL answers ``SELECT 1``, each within a second or two."""
-    client = redis.Redis.from_url(redis_url, socket_timeout=1, socket_connect_timeout=1)
+def readiness_check(redis_url: str, engine: Engine, *, tls: RedisTLS | None = None) -> Check:
+    """Ready when Redis answers PING and PostgreSQL answers ``SELECT 1``, each within a second or two.
+
+    Parameters:
+      tls: The Redis TLS material (``CommonSettings.redis_tls``).
+    """
+    client = redis_client(redis_url, tls=tls, socket_timeout=1, socket_connect_timeout=1)
 
     def check() -> tuple[bool, dict[str, Any]]:
         detail: dict[str, Any] = {}

@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from nightshift.common.db.engine import make_engine, make_session_factory
+from nightshift.common.redis_client import redis_client
 from nightshift.common.settings import CommonSettings, load_settings
 from nightshift.common.storage import Storage, storage_from_settings
 
@@ -88,7 +89,7 @@ def storage() -> Storage:
 @cache
 def app_redis() -> redis.Redis[bytes]:
     """The application Redis (locks, caches, rate limits): ``REDIS_URL``, not the broker's database."""
-    return redis.Redis.from_url(settings().redis_url)
+    return redis_client(settings().redis_url, tls=settings().redis_tls)
 
 
 def reset() -> None:

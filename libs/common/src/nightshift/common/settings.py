@@ -11,10 +11,13 @@ read as a fallback so that the CLI finds the running platform without any set-up
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Literal, TypeVar
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from nightshift.common.redis_client import RedisTLS, uses_tls
 
 #: Where ``nightshift up`` records the addresses of the embedded servers.
 LOCAL_ENV_FILE = "var/run/local.env"
@@ -49,6 +52,13 @@ class CommonSettings(ServiceSettings):
     redis_url: str = Field(description="Redis for application state (locks, dedup, rate limits).")
     #: Dramatiq's maintenance uses KEYS, so the broker lives on a database of its own.
     broker_redis_db: int = Field(default=1, ge=0, le=15)
+    #: The CA that signs the Redis server's certificate (``rediss://`` only; the system's CAs otherwise).
+    redis_tls_ca_file: str | None = None
+    #: A client certificate for Redis servers that require one (may hold its key too).
+    redis_tls_cert_file: str | None = None
+    #: The client certificate's key, when not in ``REDIS_TLS_CERT_FILE``.
+    redis_tls_key_file: str | None = None
+    #: PostgreSQL TLS goes in the URL: ``?sslmode=verify-full&sslrootcert=…&sslcert=…&sslkey=…``.
     database_url: str
     storage_url: str = "file://var/storage"
     mail_backend: Literal["outbox", "smtp", "sendgrid"] = "outbox"
@@ -78,12 +88,32 @@ class CommonSettings(ServiceSettings):
             raise ValueError("must start with redis://, rediss:// or unix://")
         return value
 
+    @field_validator("redis_tls_ca_file", "redis_tls_cert_file", "redis_tls_key_file")
+    @classmethod
+    def _redis_tls_file(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        if not uses_tls(info.data.get("redis_url", "rediss://")):
+            raise ValueError("is set but REDIS_URL does not start with rediss://")
+        if not Path(value).is_file():
+            raise ValueError(f"no such file: {value}")
+        if info.field_name == "redis_tls_key_file" and not info.data.get("redis_tls_cert_file"):
+            raise ValueError("is set without REDIS_TLS_CERT_FILE")
+        return value
+
     @field_validator("database_url")
     @classmethod
     def _database_scheme(cls, value: str) -> str:
         if not value.startswith(("postgresql://", "postgresql+psycopg://", "postgres://")):
             raise ValueError("must be a postgresql:// URL")
         return value
+
+    @property
+    def redis_tls(self) -> RedisTLS | None:
+        """The TLS material every Redis client of this process uses (``None``: none configured)."""
+        if not (self.redis_tls_ca_file or self.redis_tls_cert_file):
+            return None
+        return RedisTLS(self.redis_tls_ca_file, self.redis_tls_cert_file, self.redis_tls_key_file)
 
     @property
     def broker_url(self) -> str:

@@ -48,7 +48,7 @@ def run_worker(spec: ServiceSpec, *, threads: int | None = None, health_port: in
         host=settings.health_host,
         port=spec.health_port if health_port is None else health_port,
         liveness=liveness.status,
-        readiness=readiness_check(settings.redis_url, runtime.engine()),
+        readiness=readiness_check(settings.redis_url, runtime.engine(), tls=settings.redis_tls),
         registries=(broker.metrics_registry,),
     ).start()
     relay = OutboxRelay(runtime.engine(), broker)

@@ -85,7 +85,7 @@ def create_app(ctx: OpsContext | None = None) -> FastAPI:
     app.include_router(api.router)
     app.include_router(pages.router)
     registry = ops_registry(ctx)
-    readiness = readiness_check(ctx.settings.redis_url, ctx.sessions.kw["bind"])
+    readiness = readiness_check(ctx.settings.redis_url, ctx.sessions.kw["bind"], tls=ctx.settings.redis_tls)
 
     @app.exception_handler(LoginRequired)
     async def to_login(request: Request, error: LoginRequired) -> Response:

@@ -1,0 +1,181 @@
+"""Least privilege in PostgreSQL: each service's role may do what its code does, and nothing else.
+
+A login user per service is made a member of the role the migrations created
+(as a deployment does); the denials are checked statement by statement, and a
+real piece of each service's work runs connected as that user.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from sqlalchemy import Engine, text
+from sqlalchemy.engine import make_url
+
+from nightshift.common import runtime, schedule_control
+from nightshift.common.contracts import NoArguments
+from nightshift.common.contracts.posts import DayRef
+from nightshift.common.db.engine import make_engine, make_session_factory, transaction
+from nightshift.common.db.models import ScheduleRow
+from nightshift.common.db.roles import MIGRATIONS_ROLE, WORKER_ROLE, service_role
+from nightshift.common.settings import CommonSettings
+from tests.support.servers import psycopg_url
+
+pytestmark = pytest.mark.integration
+
+SERVICES = ("users", "posts", "media", "notifications", "scheduler", "ops")
+
+#: Statements a service's role must be refused, each with why it would be wrong.
+DENIED = {
+    "media": ["UPDATE users SET display_name = display_name", "SELECT * FROM auth_tokens", "DELETE FROM posts"],
+    "posts": [
+        "SELECT * FROM auth_tokens",
+        "UPDATE users SET display_name = display_name",
+        "SELECT * FROM email_deliveries",
+    ],
+    "users": ["SELECT * FROM media", "UPDATE posts SET body = body", "SELECT * FROM ops_operators"],
+    "notifications": [
+        "UPDATE users SET display_name = display_name",
+        "SELECT * FROM auth_tokens",
+        "INSERT INTO posts DEFAULT VALUES",
+    ],
+    "scheduler": ["SELECT * FROM users", "SELECT * FROM ops_api_tokens", "DELETE FROM job_records"],
+    "ops": ["SELECT * FROM auth_tokens", "SELECT * FROM users", "UPDATE media SET status = status"],
+}
+
+
+def login_url(database_url: str, service: str) -> str:
+    """*database_url* with a login user who is a member of *service*'s role (created if missing)."""
+    user = f"test_login_{service}"
+    with psycopg.connect(psycopg_url(database_url), autocommit=True) as admin:
+        if not admin.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (user,)).fetchone():
+            admin.execute(f"CREATE ROLE {user} LOGIN IN ROLE {service_role(service)}")
+    return make_url(database_url).set(username=user).render_as_string(hide_password=False)
+
+
+@pytest.fixture
+def as_role(env: CommonSettings, monkeypatch: pytest.MonkeyPatch, database_url: str) -> Iterator[object]:
+    """Switch ``DATABASE_URL`` (and so ``runtime``) to a service's login user."""
+
+    def switch(service: str) -> None:
+        monkeypatch.setenv("DATABASE_URL", login_url(database_url, service))
+        runtime.reset()
+
+    yield switch
+    runtime.reset()
+
+
+def test_the_roles_exist_without_login_and_share_the_worker_grants(engine: Engine) -> None:
+    with engine.connect() as connection:
+        rows: dict[str, bool] = dict(
+            connection.execute(
+                text("SELECT rolname, rolcanlogin FROM pg_roles WHERE rolname LIKE 'nightshift\\_%'")
+            ).all()
+        )
+        for service in SERVICES:
+            assert rows[service_role(service)] is False, service
+            member = connection.execute(
+                text("SELECT pg_has_role(:role, :worker, 'MEMBER')"),
+                {"role": service_role(service), "worker": WORKER_ROLE},
+            ).scalar_one()
+            assert member, service
+        assert rows[WORKER_ROLE] is False and rows[MIGRATIONS_ROLE] is False
+        # What existed when the roles came is handed to the owner; later objects belong to whoever
+        # runs the migrations, which a deployment makes the owner (docs/security.md).
+        owners = set(
+            connection.execute(
+                text(
+                    "SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname = 'public' "
+                    "AND tablename IN ('users', 'auth_tokens', 'job_records', 'outbox_events', 'schedules')"
+                )
+            ).scalars()
+        )
+        assert owners == {MIGRATIONS_ROLE}
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_a_service_role_is_refused_what_its_code_never_does(service: str, database_url: str, clean_db: Engine) -> None:
+    with psycopg.connect(psycopg_url(login_url(database_url, service)), autocommit=True) as connection:
+        for statement in [*DENIED[service], "CREATE TABLE intruder (id int)", "DROP TABLE job_records"]:
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                connection.execute(statement)
+        # What every worker writes is allowed to all.
+        connection.execute(
+            "INSERT INTO processed_keys (key, processed_at) VALUES (%s, now())", (f"role-check:{service}",)
+        )
+        assert connection.execute("SELECT count(*) FROM job_records").fetchone() == (0,)
+
+
+def test_each_service_does_its_real_work_as_its_role(
+    as_role: object, clean_db: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nightshift.media import actors as media_actors
+    from nightshift.notifications import actors as notification_actors
+    from nightshift.ops import accounts
+    from nightshift.posts import actors as posts_actors
+    from nightshift.users import actors as users_actors
+
+    switch = as_role
+    assert callable(switch)
+    with clean_db.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO users (id, email, display_name, created_at) VALUES "
+                "(1, 'ada@example.com', 'Ada', now() - interval '3 days')"
+            )
+        )
+        connection.execute(
+            text("INSERT INTO posts (id, author_id, body, created_at) VALUES (1, 1, 'hello #world', now())")
+        )
+
+    switch("users")
+    users_actors.update_user_statistics.fn(**NoArguments().model_dump(mode="json"))
+    users_actors.cleanup_expired_tokens.fn(**NoArguments().model_dump(mode="json"))
+
+    switch("posts")
+    posts_actors.update_post_engagement_scores.fn(**DayRef(day=dt.date.today()).model_dump(mode="json"))
+    posts_actors.generate_content_analytics.fn(**DayRef(day=dt.date.today()).model_dump(mode="json"))
+
+    switch("media")
+    media_actors.cleanup_orphan_media.fn(**NoArguments().model_dump(mode="json"))
+
+    switch("notifications")
+    from nightshift.common.contracts.notifications import EmailRequest
+
+    notification_actors.send_email.fn(
+        **EmailRequest(user_id=1, template="welcome", idempotency_key="welcome:1").model_dump(mode="json")
+    )
+
+    switch("ops")
+    accounts.create_operator(runtime.session_factory(), "grace", "operator", "a long enough passphrase")
+
+    switch("scheduler")
+    now = dt.datetime.now(dt.UTC)
+    sessions = make_session_factory(make_engine(runtime.settings().database_url))
+    with transaction(sessions) as session:
+        session.add(
+            ScheduleRow(
+                name="role-check",
+                actor="update_user_statistics",
+                queue="users_low",
+                cron="0 * * * *",
+                timezone="UTC",
+                misfire="skip",
+                grace_s=60,
+                catch_up_window_s=3600,
+                overlap="skip",
+                handled_through=now,
+            )
+        )
+    with transaction(sessions) as session:
+        schedule_control.change(session, "role-check", "pause", by="test")
+
+    with clean_db.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM user_stats")).scalar_one() >= 1
+        assert connection.execute(text("SELECT count(*) FROM content_analytics")).scalar_one() >= 1
+        assert connection.execute(text("SELECT count(*) FROM email_deliveries")).scalar_one() == 1
+        assert connection.execute(text("SELECT count(*) FROM ops_operators")).scalar_one() == 1
+        assert connection.execute(text("SELECT paused FROM schedules WHERE name = 'role-check'")).scalar_one()
