@@ -15,7 +15,7 @@ revision = "media_0002_role"
 down_revision = "media_0001"
 branch_labels = None
 #: The role and its common grants come from the common history.
-depends_on = "0005_roles"
+depends_on = "0006_roles"
 
 ROLE = service_role("media")
 #: Its uploads and their variants; the posts service's daily analytics count processed media.

@@ -15,7 +15,7 @@ revision = "ops_0002_role"
 down_revision = "ops_0001"
 branch_labels = None
 #: The role and its common grants come from the common history.
-depends_on = "0005_roles"
+depends_on = "0006_roles"
 
 ROLE = service_role("ops")
 #: Its operators, sessions, API tokens, audit and idempotent requests.

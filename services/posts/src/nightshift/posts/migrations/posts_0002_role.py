@@ -15,7 +15,7 @@ revision = "posts_0002_role"
 down_revision = "posts_0001"
 branch_labels = None
 #: The role and its common grants come from the common history.
-depends_on = "0005_roles"
+depends_on = "0006_roles"
 
 ROLE = service_role("posts")
 #: What it derives from the content: hashtags, search, engagement, trending, analytics.

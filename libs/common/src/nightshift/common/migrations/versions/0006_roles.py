@@ -3,8 +3,8 @@
 Least privilege (docs/security.md). The services' own tables are granted by their
 own branches (``<service>_0002_role``); the tables here are the common history's.
 
-Revision ID: 0005_roles
-Revises: 0004
+Revision ID: 0006_roles
+Revises: 0005
 Create Date: 2026-11-29 19:00:00
 """
 
@@ -25,8 +25,8 @@ from nightshift.common.db.roles import (
     service_role,
 )
 
-revision = "0005_roles"
-down_revision = "0004"
+revision = "0006_roles"
+down_revision = "0005"
 branch_labels = None
 #: The schedules tables live on a branch of the common history: grant on them too.
 depends_on = "scheduler_0001"
@@ -59,11 +59,20 @@ SERVICE_GRANTS: dict[str, dict[str, tuple[str, ...]]] = {
         "processed_keys": (*APPEND, "DELETE"),
     },
     # The content: indexes, cleans up and erases it; reads authors.
-    "posts": {"posts": OWN, "post_likes": OWN, "comments": OWN, "shares": OWN, "users": READ},
+    # The digest reads who opted out and which addresses are suppressed.
+    "posts": {
+        "posts": OWN,
+        "post_likes": OWN,
+        "comments": OWN,
+        "shares": OWN,
+        "users": READ,
+        "notification_preferences": READ,
+        "email_suppressions": READ,
+    },
     # Only its own table (media_0002_role).
     "media": {},
-    # Reads the recipient's address and name.
-    "notifications": {"users": READ},
+    # Reads the recipient's address and name; keeps preferences and suppressions (unsubscribes, bounces).
+    "notifications": {"users": READ, "notification_preferences": OWN, "email_suppressions": OWN},
     # Declares schedules and records their firings.
     "scheduler": {"schedules": WRITE, "schedule_events": APPEND},
     # Operators change schedules; the dashboard reads the audit (job records via the worker grants).
