@@ -49,7 +49,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +60,7 @@ from dramatiq.brokers.redis import RedisBroker
 from sqlalchemy import Engine, text
 
 from bench._common import ROOT, WORKDIR, Servers, header, median, percentile, servers
-from bench.noop_service import NOOP, SERVICE, Nothing
+from bench.noop_service import NOOP, SERVICE, STAMP, STAMPS_KEY, Nothing
 from nightshift.common.db.engine import make_engine
 from nightshift.common.redis_keys import RedisKeys
 
@@ -72,8 +73,6 @@ KEYS = RedisKeys()
 #: Where the enqueued messages' ids wait while the workers start (outside Dramatiq's namespace).
 STAGED_KEY = "bench:staged"
 
-#: The list the stamping actor pushes its start times to.
-STAMPS_KEY = "bench:stamps"
 
 #: How often the drained condition is polled.
 POLL_INTERVAL_S = 0.005
@@ -315,11 +314,15 @@ def process_tree_cpu_s(roots: Sequence[int]) -> float:
 class Driver:
     """Runs the subprocesses and watches Redis, PostgreSQL and ``/proc`` from outside."""
 
-    def __init__(self, servers: Servers) -> None:
+    def __init__(self, servers: Servers, *, code: Path | None = None) -> None:
         from nightshift.common.settings import with_redis_db
 
         self.env = servers.env()
-        self.env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), self.env.get("PYTHONPATH")]))
+        # ``code``: another checkout whose nightshift.common the subprocesses import
+        # instead of this one's (the "before" of a before/after comparison).
+        self.code = code
+        paths = [str(ROOT), str(code / "libs" / "common" / "src") if code else None, self.env.get("PYTHONPATH")]
+        self.env["PYTHONPATH"] = os.pathsep.join(filter(None, paths))
         self.broker_url = with_redis_db(servers.redis_url, 1)
         self.env["BENCH_BROKER_URL"] = self.broker_url
         self.client = control_client(self.broker_url)
@@ -374,8 +377,21 @@ class Driver:
             done = connection.execute(text("SELECT count(*) FROM job_records WHERE status = 'done'")).scalar_one()
         return int(audit), int(done)
 
-    def drain(self, stack: str, messages: int, processes: int, threads: int) -> dict[str, float]:
-        """One drain run: enqueue and set aside, start the workers, put the messages back, time the drain."""
+    def drain(
+        self,
+        stack: str,
+        messages: int,
+        processes: int,
+        threads: int,
+        *,
+        on_go: Callable[[list[int]], Callable[[], None]] | None = None,
+    ) -> dict[str, float]:
+        """One drain run: enqueue and set aside, start the workers, put the messages back, time the drain.
+
+        Parameters:
+          on_go: Called with the worker pids just before the messages are put back;
+            what it returns is called once the queue is drained (a profiler's stop).
+        """
         self.reset()
         enqueued = self.run_json("_enqueue", stack, messages)
         queued = int(self.client.llen(KEYS.queue(QUEUE)))
@@ -384,28 +400,9 @@ class Driver:
         self.client.rename(KEYS.queue(QUEUE), STAGED_KEY)  # type: ignore[no-untyped-call]
         # Only the workers' heartbeats count from here on (bare Dramatiq's enqueue writes one).
         self.client.delete(KEYS.heartbeats())
-        # The workers' own logs go to a file beside the run, not into the report.
-        log = (self.cwd / f"{stack.replace(':', '_')}-workers.log").open("ab")
-        workers = [
-            subprocess.Popen(
-                self.worker_command(stack, threads), env=self.env, cwd=self.cwd, stdout=log, stderr=subprocess.STDOUT
-            )
-            for _ in range(processes)
-        ]
-
-        def alive() -> None:
-            if any(process.poll() is not None for process in workers):
-                raise RuntimeError("a worker process exited during the run")
-
-        try:
-
-            def ready() -> bool:
-                alive()
-                return int(self.client.zcard(KEYS.heartbeats())) >= processes
-
-            wait_until(ready, timeout_s=120, interval_s=0.05)
-            time.sleep(SETTLE_S)
-            pids = [process.pid for process in workers]
+        with self.workers(stack, processes, threads) as (pids, alive):
+            stop_probe = on_go(pids) if on_go else None
+            commands_at_go = self.commands()
             cpu_at_go = process_tree_cpu_s(pids)
             with self.client.pipeline(transaction=True) as pipe:
                 pipe.rename(STAGED_KEY, KEYS.queue(QUEUE))
@@ -426,6 +423,8 @@ class Driver:
 
             wait_until(drained, timeout_s=600, interval_s=POLL_INTERVAL_S)
             finished = time.perf_counter()
+            if stop_probe is not None:
+                stop_probe()
             result = {
                 "steady_msgs_per_s": messages * (STEADY_FROM - STEADY_TO) / (marks["to"] - marks["from"]),
                 "msgs_per_s": messages / (finished - go),
@@ -437,6 +436,60 @@ class Driver:
                 wait_until(lambda: self.records() == (messages, messages), timeout_s=120, interval_s=0.02)
                 result["records_lag_s"] = time.perf_counter() - finished
             result["worker_cpu_us_per_msg"] = (process_tree_cpu_s(pids) - cpu_at_go) / messages * 1e6
+            result["redis_commands_per_msg"] = commands_delta(commands_at_go, self.commands()) / messages
+        return result
+
+    def sender(self, stack: str, actor: str = STAMP.actor_name, **kwargs: Any) -> Callable[[], None]:
+        """Send one message to *actor* on the bench queue, through a broker of *stack*'s kind.
+
+        No middleware on either side: both pay the same for the send, what differs
+        is the workers' pickup.
+        """
+        from nightshift.common.redis_broker import NightshiftRedisBroker
+
+        broker: dramatiq.Broker
+        if stack.startswith("dramatiq"):
+            broker = RedisBroker(url=self.broker_url, middleware=[])  # type: ignore[no-untyped-call]
+        else:
+            broker = NightshiftRedisBroker(url=self.broker_url, middleware=[])
+
+        def send() -> None:
+            broker.enqueue(dramatiq.Message(queue_name=QUEUE, actor_name=actor, args=(), kwargs=kwargs, options={}))
+
+        return send
+
+    def commands(self) -> dict[str, int]:
+        """Redis's ``INFO commandstats`` calls by command (the server is the benchmark's own)."""
+        stats = self.client.info("commandstats")
+        return {name.removeprefix("cmdstat_"): int(value["calls"]) for name, value in stats.items()}
+
+    @contextmanager
+    def workers(self, stack: str, processes: int, threads: int) -> Iterator[tuple[list[int], Callable[[], None]]]:
+        """Start *stack*'s worker processes, wait until each has beaten and idled :data:`SETTLE_S`.
+
+        Yields the pids and a check that raises if one has exited; stops them on exit.
+        """
+        # The workers' own logs go to a file beside the run, not into the report.
+        log = (self.cwd / f"{stack.replace(':', '_')}-workers.log").open("ab")
+        workers = [
+            subprocess.Popen(
+                self.worker_command(stack, threads), env=self.env, cwd=self.cwd, stdout=log, stderr=subprocess.STDOUT
+            )
+            for _ in range(processes)
+        ]
+
+        def alive() -> None:
+            if any(process.poll() is not None for process in workers):
+                raise RuntimeError("a worker process exited during the run")
+
+        def ready() -> bool:
+            alive()
+            return int(self.client.zcard(KEYS.heartbeats())) >= processes
+
+        try:
+            wait_until(ready, timeout_s=120, interval_s=0.05)
+            time.sleep(SETTLE_S)
+            yield [process.pid for process in workers], alive
         finally:
             for process in workers:
                 if process.poll() is None:
@@ -448,7 +501,68 @@ class Driver:
                     process.kill()
                     process.wait()
             log.close()
+
+    def idle(
+        self,
+        stack: str,
+        processes: int,
+        threads: int,
+        seconds: float,
+        *,
+        pickups: int = 0,
+        probe: Callable[[list[int]], Callable[[], Any]] | None = None,
+    ) -> dict[str, Any]:
+        """Idle workers: CPU and Redis commands per second per process over *seconds*, then pickups.
+
+        Parameters:
+          pickups: Messages sent one at a time after random pauses of 0 to 1 s; the
+            time from just before the send until the actor starts is reported.
+          probe: Started with the pids at the start of the idle period; what it
+            returns is called at its end (a profiler), and its answer returned.
+        """
+        self.reset()
+        self.client.delete(KEYS.heartbeats())
+        with self.workers(stack, processes, threads) as (pids, alive):
+            stop_probe = probe(pids) if probe else None
+            commands_before = self.commands()
+            cpu_before = process_tree_cpu_s(pids)
+            started = time.perf_counter()
+            time.sleep(seconds)
+            elapsed = time.perf_counter() - started
+            cpu = process_tree_cpu_s(pids) - cpu_before
+            commands = commands_delta(commands_before, self.commands(), by_command=True)
+            result: dict[str, Any] = {
+                "cpu_ms_per_s_per_process": cpu / elapsed / processes * 1000,
+                "redis_commands_per_s_per_process": sum(commands.values()) / elapsed / processes,
+                "redis_commands": {name: count / elapsed / processes for name, count in commands.items()},
+            }
+            if stop_probe is not None:
+                result["probe"] = stop_probe()
+            if pickups:
+                rng = random.Random(7)
+                sender = self.sender(stack)
+                latencies_ms = []
+                for _ in range(pickups):
+                    time.sleep(rng.uniform(0.0, 1.0))
+                    alive()
+                    sent = time.time()
+                    sender()
+                    popped = self.client.blpop([STAMPS_KEY], timeout=10)
+                    if popped is None:
+                        raise RuntimeError("a stamp message was not processed within 10 s")
+                    latencies_ms.append((float(popped[1]) - sent) * 1000)
+                result["pickup_ms"] = latencies_ms
         return result
+
+
+def commands_delta(before: dict[str, int], after: dict[str, int], *, by_command: bool = False) -> Any:
+    """Commands Redis ran between two :meth:`Driver.commands` readings (all of them, or by command).
+
+    ``INFO`` itself (the readings) is left out.
+    """
+    delta = {name: calls - before.get(name, 0) for name, calls in after.items() if name != "info"}
+    delta = {name: calls for name, calls in delta.items() if calls}
+    return delta if by_command else sum(delta.values())
 
 
 def wait_until(predicate: Callable[[], bool], *, timeout_s: float, interval_s: float) -> None:
