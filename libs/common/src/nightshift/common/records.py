@@ -22,7 +22,7 @@ import logging
 import threading
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine
@@ -101,26 +101,43 @@ def merge(old: JobEvent, new: JobEvent) -> JobEvent:
     is the earliest one, the start and finish the latest ones; an error is kept until
     one further along replaces it.
     """
-    first, last = (old, new) if progress(new) >= progress(old) else (new, old)
-    return replace(
-        last,
-        at=max(old.at, new.at),
-        attempts=max(old.attempts, new.attempts),
-        args=last.args or first.args,
-        trigger=first.trigger or last.trigger,
-        enqueued_at=_earliest(old.enqueued_at, new.enqueued_at),
-        started_at=_latest(old.started_at, new.started_at),
-        finished_at=_latest(old.finished_at, new.finished_at),
-        error=last.error or first.error,
+    # progress() inlined: this runs for most messages (a "running" and its outcome
+    # usually meet in one batch).
+    rank = STATUS_RANK.get
+    if (new.attempts, rank(new.status, -1), new.at) >= (old.attempts, rank(old.status, -1), old.at):
+        first, last = old, new
+    else:
+        first, last = new, old
+    return JobEvent(
+        last.message_id,
+        last.actor,
+        last.queue,
+        last.status,
+        old.at if old.at > new.at else new.at,
+        old.attempts if old.attempts > new.attempts else new.attempts,
+        last.args or first.args,
+        first.trigger or last.trigger,
+        _earliest(old.enqueued_at, new.enqueued_at),
+        _latest(old.started_at, new.started_at),
+        _latest(old.finished_at, new.finished_at),
+        last.error or first.error,
     )
 
 
 def _earliest(a: dt.datetime | None, b: dt.datetime | None) -> dt.datetime | None:
-    return min((t for t in (a, b) if t is not None), default=None)
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return a if a <= b else b
 
 
 def _latest(a: dt.datetime | None, b: dt.datetime | None) -> dt.datetime | None:
-    return max((t for t in (a, b) if t is not None), default=None)
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return a if a >= b else b
 
 
 def _rank_sql(status: str) -> str:
@@ -147,10 +164,10 @@ _UPSERT_JOBS = f"""
 INSERT INTO job_records AS j (message_id, actor, queue, status, attempts, args, trigger,
                               enqueued_at, started_at, finished_at, updated_at, last_error)
 SELECT message_id, actor, queue, status, attempts, COALESCE(args, '{{}}'::jsonb), trigger,
-       enqueued_at, started_at, finished_at, at, error
-FROM json_to_recordset(%s::json) AS x(message_id uuid, actor text, queue text, status text, at timestamptz,
-     attempts int, args jsonb, trigger text, enqueued_at timestamptz, started_at timestamptz,
-     finished_at timestamptz, error text)
+       to_timestamp(enqueued_at), to_timestamp(started_at), to_timestamp(finished_at), to_timestamp(at), error
+FROM json_to_recordset(%s::json) AS x(message_id uuid, actor text, queue text, status text, at float8,
+     attempts int, args jsonb, trigger text, enqueued_at float8, started_at float8,
+     finished_at float8, error text)
 ORDER BY message_id
 ON CONFLICT (message_id) DO UPDATE SET
     status = CASE WHEN {_AHEAD} THEN EXCLUDED.status ELSE j.status END,
@@ -169,21 +186,36 @@ ON CONFLICT (message_id) DO UPDATE SET
 _INSERT_AUDIT = """
 INSERT INTO task_audit (message_id, actor, queue, trigger, attempt, outcome,
                         started_at, finished_at, duration_ms, error)
-SELECT message_id, actor, queue, trigger, attempt, outcome, started_at, finished_at, duration_ms, error
+SELECT message_id, actor, queue, trigger, attempt, outcome, to_timestamp(started_at), to_timestamp(finished_at),
+       duration_ms, error
 FROM json_to_recordset(%s::json) AS x(message_id uuid, actor text, queue text, trigger text, attempt int,
-     outcome text, started_at timestamptz, finished_at timestamptz, duration_ms float8, error text)
+     outcome text, started_at float8, finished_at float8, duration_ms float8, error text)
 """
 
 
 def _as_json(rows: list[Any]) -> str:
-    """Dataclass instances as one JSON array (their field names are the column names)."""
-    return json.dumps([vars(row) for row in rows], default=_iso)
+    """Dataclass instances as one JSON array (their field names are the column names).
+
+    Times travel as seconds since the epoch (``to_timestamp`` in SQL): ``json.dumps``
+    then never calls back into Python, which halves its cost.
+    """
+    return json.dumps([{**vars(row), **_epochs(row)} for row in rows])
 
 
-def _iso(value: object) -> str:
-    if isinstance(value, dt.datetime):
-        return value.isoformat()
-    raise TypeError(f"cannot write {type(value).__name__} in a record")
+#: The datetime fields of the record types, converted by :func:`_epochs`.
+_TIME_FIELDS = ("at", "enqueued_at", "started_at", "finished_at")
+
+
+def _epochs(row: Any) -> dict[str, float | None]:
+    fields = vars(row)
+    return {name: None if (value := fields[name]) is None else _epoch(value) for name in _TIME_FIELDS if name in fields}
+
+
+def _epoch(value: dt.datetime) -> float:
+    """Seconds since the epoch; a naive datetime is taken as UTC, as PostgreSQL would."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    return value.timestamp()
 
 
 class RecordWriter:
