@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import time
 
 import redis
 
-from bench.noop_service import HIGH_STAMP, LOW_NAP, NAP, NOOP, STAMP, STAMPS_KEY, Nap, Nothing
+from bench.noop_service import FULL_GC, GC_KEY, HIGH_STAMP, LOW_NAP, NAP, NOOP, STAMP, STAMPS_KEY, Nap, Nothing
 from nightshift.common.contracts import contract_actor
 
 #: Where the stamps go: the benchmark's broker database.
@@ -41,3 +42,11 @@ def bench_nap(payload: Nap) -> None:
 def bench_low_nap(payload: Nap) -> None:
     """Sleep (low lane)."""
     time.sleep(payload.ms / 1000)
+
+
+@contract_actor(FULL_GC)
+def bench_full_gc(payload: Nothing) -> None:
+    """Run a full collection and report how long it took."""
+    started = time.perf_counter()
+    gc.collect()
+    _stamps.rpush(GC_KEY, repr((time.perf_counter() - started) * 1000))

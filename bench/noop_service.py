@@ -46,5 +46,11 @@ NAP = Contract(NAME, "bench_nap", Lane.NORMAL, Nap)
 #: The same on the low lane (the backlog of the high-behind-low benchmark).
 LOW_NAP = Contract(NAME, "bench_low_nap", Lane.LOW, Nap)
 
+#: Runs ``gc.collect()`` and pushes how long it took (ms) to :data:`GC_KEY`; normal lane.
+FULL_GC = Contract(NAME, "bench_full_gc", Lane.NORMAL, Nothing)
+
+#: Where :data:`FULL_GC` reports.
+GC_KEY = "bench:gc"
+
 #: The service as a worker runs it: every lane, production's thread profile.
 SERVICE = ServiceSpec(name=NAME, lanes=tuple(Lane), actors_module="bench.noop_actors", threads=8, health_port=0)

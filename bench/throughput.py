@@ -227,8 +227,10 @@ def role_serve(stack: str, threads: int) -> None:
     Raises:
       ValueError: For a stack that is not a deployed Nightshift worker.
     """
+    from bench.gc_pause import install_gc_timer
     from nightshift.common.worker import run_worker
 
+    install_gc_timer()
     if apply_variant(stack) != "nightshift":
         raise ValueError(f"{stack!r} is not a Nightshift worker stack")
     sys.exit(run_worker(SERVICE, threads=threads, health_port=0))
@@ -439,8 +441,10 @@ class Driver:
             result["redis_commands_per_msg"] = commands_delta(commands_at_go, self.commands()) / messages
         return result
 
-    def sender(self, stack: str, actor: str = STAMP.actor_name, **kwargs: Any) -> Callable[[], None]:
-        """Send one message to *actor* on the bench queue, through a broker of *stack*'s kind.
+    def sender(
+        self, stack: str, actor: str = STAMP.actor_name, *, queue: str = QUEUE, **kwargs: Any
+    ) -> Callable[[], None]:
+        """Send one message to *actor* on *queue*, through a broker of *stack*'s kind.
 
         No middleware on either side: both pay the same for the send, what differs
         is the workers' pickup.
@@ -454,7 +458,7 @@ class Driver:
             broker = NightshiftRedisBroker(url=self.broker_url, middleware=[])
 
         def send() -> None:
-            broker.enqueue(dramatiq.Message(queue_name=QUEUE, actor_name=actor, args=(), kwargs=kwargs, options={}))
+            broker.enqueue(dramatiq.Message(queue_name=queue, actor_name=actor, args=(), kwargs=kwargs, options={}))
 
         return send
 

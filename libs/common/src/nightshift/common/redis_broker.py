@@ -60,7 +60,7 @@ WAKE_TOKENS = 32
 #: The wake hub's longest block; when it ends without a token, the hub looks at the
 #: queues of its idle consumers itself, so a message that arrived without a token
 #: (requeued by the recovery of a dead worker's messages) waits at most this long.
-HUB_WAIT_S = 2.5
+HUB_WAIT_S = 5.0
 
 #: An idle wait lasts at most this share of the client's ``socket_timeout``,
 #: so Redis's reply (``BLPOP`` timing out) arrives before the socket gives up.
@@ -106,13 +106,6 @@ end
 return out
 """
 
-_HEARTBEAT = """
--- KEYS: heartbeats
--- ARGV: worker id, now (ms), heartbeat timeout (ms)
-redis.call("zadd", KEYS[1], ARGV[2], ARGV[1])
-return redis.call("zcount", KEYS[1], 0, tonumber(ARGV[2]) - tonumber(ARGV[3]))
-"""
-
 #: Dramatiq's no-op hooks, by name: a middleware whose hook is one of these is skipped.
 _NO_OP_HOOKS = {name: getattr(Middleware, name) for name in dir(Middleware) if name.startswith(("before_", "after_"))}
 
@@ -134,7 +127,6 @@ class NightshiftRedisBroker(RedisBroker):
         self.keys = RedisKeys(self.namespace)
         self._enqueue_script = self.client.register_script(_ENQUEUE)
         self._fetch_script = self.client.register_script(_ACK_AND_FETCH)
-        self._heartbeat_script = self.client.register_script(_HEARTBEAT)
         socket_timeout = self.client.connection_pool.connection_kwargs.get("socket_timeout")
         #: The longest idle wait the client's socket allows, in seconds (None: no limit).
         self.max_wait_s: float | None = socket_timeout * SOCKET_TIMEOUT_SHARE if socket_timeout else None
@@ -252,9 +244,11 @@ class NightshiftRedisBroker(RedisBroker):
 
     def heartbeat(self) -> None:
         """Tell other workers this process is alive, and note whether any worker looks dead."""
-        dead = self._heartbeat_script(
-            keys=[self.keys.heartbeats()], args=[self.broker_id, current_millis(), self.heartbeat_timeout]
-        )
+        now = current_millis()
+        with self.client.pipeline(transaction=False) as pipe:
+            pipe.zadd(self.keys.heartbeats(), {self.broker_id: now})
+            pipe.zcount(self.keys.heartbeats(), 0, now - self.heartbeat_timeout)
+            _, dead = pipe.execute()
         self._beat = (time.monotonic(), int(dead) > 0)
 
     def recover(self, queue_name: str) -> None:
@@ -373,9 +367,15 @@ class WakeHub:
                 self._sweep(queues)
 
     def _sweep(self, queues: frozenset[str]) -> None:
-        """Wake the consumers of the *queues* that hold messages although no token said so."""
+        """Wake the consumers of the *queues* that hold messages although no token said so.
+
+        One ``EXISTS`` over all of them (Redis deletes an empty list); their
+        lengths only when one holds something.
+        """
         ordered = sorted(queues)
         try:
+            if not ordered or not self.broker.client.exists(*(self.broker.keys.queue(q) for q in ordered)):
+                return
             with self.broker.client.pipeline(transaction=False) as pipe:
                 for queue in ordered:
                     pipe.llen(self.broker.keys.queue(queue))
@@ -480,6 +480,8 @@ class WakingConsumer(_RedisConsumer):  # type: ignore[misc]
             redis_ids = [redis_id for redis_id, _ in cached]
             self.logger.debug("Requeueing %d fetched message(s) on %s.", len(redis_ids), self.queue_name)
             self.broker.do_requeue(self.queue_name, *redis_ids)
+            # Tell idle consumers elsewhere at once, as an enqueue would.
+            self.broker.client.rpush(self.broker.keys.wake(self.queue_name), *["1"] * min(len(redis_ids), WAKE_TOKENS))
         except redis.ConnectionError as error:
             raise ConnectionClosed(error) from None
 
