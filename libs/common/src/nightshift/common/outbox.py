@@ -86,24 +86,29 @@ class OutboxRelay:
             rows = session.scalars(
                 select(OutboxEvent).where(OutboxEvent.sent_at.is_(None)).order_by(OutboxEvent.id).limit(self.batch_size)
             ).all()
-            for row in rows:
-                self._forward(row)
+            messages = [message for row in rows for message in self._messages(row)]
+            enqueue_many = getattr(self.broker, "enqueue_many", None)
+            if enqueue_many is not None:
+                enqueue_many(messages)  # in row order, one round trip per thousand
+            else:
+                for message in messages:
+                    self.broker.enqueue(message)
             if rows:
                 session.execute(
                     update(OutboxEvent).where(OutboxEvent.id.in_([r.id for r in rows])).values(sent_at=text("now()"))
                 )
             return len(rows)
 
-    def _forward(self, row: OutboxEvent) -> None:
+    def _messages(self, row: OutboxEvent) -> list[dramatiq.Message[Any]]:
+        """The messages *row* is relayed as (none if it no longer validates)."""
         try:
             spec, event = validate_event(row.event_name, row.payload)
         except EventError:
             # Validated when written; only a schema change since can get here.
             logger.error("Outbox row %s no longer matches its event schema; not relayed.", row.id, exc_info=True)
-            return
+            return []
         options = {TRACE_OPTION: row.trace_context} if row.trace_context else None
-        for message in event_messages(spec, event, idempotency_base=f"outbox:{row.id}", options=options):
-            self.broker.enqueue(message)
+        return event_messages(spec, event, idempotency_base=f"outbox:{row.id}", options=options)
 
     def drain(self) -> int:
         """Relay until nothing is left; return the total."""
