@@ -15,8 +15,10 @@ import dramatiq
 import redis
 from dramatiq.brokers.redis import RedisBroker
 
+from bench import redis_calls
 from bench.noop_service import NAP, NOOP, STAMP, STAMPS_KEY
 
+redis_calls.install()
 broker = RedisBroker(url=os.environ["BENCH_BROKER_URL"])  # type: ignore[no-untyped-call]
 dramatiq.set_broker(broker)
 _stamps = redis.Redis.from_url(os.environ["BENCH_BROKER_URL"])

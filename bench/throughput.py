@@ -60,7 +60,7 @@ from dramatiq.brokers.redis import RedisBroker
 from sqlalchemy import Engine, text
 
 from bench._common import ROOT, WORKDIR, Servers, header, median, percentile, servers
-from bench.noop_service import NOOP, SERVICE, STAMP, STAMPS_KEY, Nothing
+from bench.noop_service import NAP, NOOP, SERVICE, STAMP, STAMPS_KEY, Nap, Nothing
 from nightshift.common.db.engine import make_engine
 from nightshift.common.redis_keys import RedisKeys
 
@@ -73,6 +73,12 @@ KEYS = RedisKeys()
 #: Where the enqueued messages' ids wait while the workers start (outside Dramatiq's namespace).
 STAGED_KEY = "bench:staged"
 
+
+#: The publish-while-draining publisher's handshake keys (outside Dramatiq's namespace).
+READY_KEY, GO_KEY, STOP_KEY = "bench:publisher-ready", "bench:publisher-go", "bench:publisher-stop"
+
+#: Between two timed publications while the workers drain.
+PUBLISH_GAP_S = 0.002
 
 #: How often the drained condition is polled.
 POLL_INTERVAL_S = 0.005
@@ -197,21 +203,31 @@ def control_client(url: str | None = None) -> redis.Redis[bytes]:
 # --- subprocess roles -----------------------------------------------------------------
 
 
-def role_enqueue(stack: str, messages: int) -> None:
-    """Enqueue *messages* no-op messages through *stack*'s broker (records included)."""
+def role_enqueue(stack: str, messages: int, task_ms: float = 0.0) -> None:
+    """Enqueue *messages* messages through *stack*'s broker (records included).
+
+    No-op messages, or with *task_ms* messages of the actor that sleeps that long.
+    """
     if stack.startswith("dramatiq"):
         from bench import bare_dramatiq
 
         broker: dramatiq.Broker = bare_dramatiq.broker
 
         def send() -> None:
-            bare_dramatiq.bench_noop.send()
+            if task_ms:
+                bare_dramatiq.bench_nap.send(task_ms)
+            else:
+                bare_dramatiq.bench_noop.send()
     else:
         broker = make_broker(stack)
         nothing = Nothing()
+        nap = Nap(ms=task_ms)
 
         def send() -> None:
-            NOOP.send(nothing, broker=broker)
+            if task_ms:
+                NAP.send(nap, broker=broker)
+            else:
+                NOOP.send(nothing, broker=broker)
 
     started = time.perf_counter()
     for _ in range(messages):
@@ -227,10 +243,12 @@ def role_serve(stack: str, threads: int) -> None:
     Raises:
       ValueError: For a stack that is not a deployed Nightshift worker.
     """
+    from bench import redis_calls
     from bench.gc_pause import install_gc_timer
     from nightshift.common.worker import run_worker
 
     install_gc_timer()
+    redis_calls.install()
     if apply_variant(stack) != "nightshift":
         raise ValueError(f"{stack!r} is not a Nightshift worker stack")
     sys.exit(run_worker(SERVICE, threads=threads, health_port=0))
@@ -259,15 +277,23 @@ def role_pickup(stack: str, threads: int, count: int) -> None:
     print(json.dumps({"latencies_ms": latencies_ms}))
 
 
-def role_publish(stack: str, count: int) -> None:
-    """Time *count* publications of ``user.registered`` (or bare sends for ``dramatiq``)."""
+def role_publish(stack: str, count: int, synchronized: bool = False) -> None:
+    """Time *count* publications of ``user.registered`` (or bare sends for ``dramatiq``).
+
+    *synchronized* (the publish-while-draining measurement): after the warm-up,
+    say so on :data:`READY_KEY`, wait for :data:`GO_KEY`, then publish one call
+    every :data:`PUBLISH_GAP_S` until *count* calls or :data:`STOP_KEY`.
+    """
     broker = make_broker(stack)
     if stack.startswith("dramatiq"):
-        control = control_client()
-        noop = declare_actors(broker, control)["noop"]
+
+        def sink(user_id: int) -> None:
+            """Never runs: its queue has no consumer (it must not feed the queue being drained)."""
+
+        sink_actor = dramatiq.actor(queue_name="bench_sink", actor_name="bench_sink", broker=broker)(sink)
 
         def call(user_id: int) -> None:
-            noop.send(user_id)
+            sink_actor.send(user_id)
     else:
         from nightshift.common.events import publish
 
@@ -276,13 +302,46 @@ def role_publish(stack: str, count: int) -> None:
 
     for user_id in range(1, 201):  # warm-up: imports, script loading, connections
         call(user_id)
+    control: redis.Redis[bytes] | None = control_client() if synchronized else None
+    if control is not None:
+        control.rpush(READY_KEY, "1")
+        control.blpop([GO_KEY], timeout=120)
     latencies_ms = []
     for user_id in range(1000, 1000 + count):
         started = time.perf_counter_ns()
         call(user_id)
         latencies_ms.append((time.perf_counter_ns() - started) / 1e6)
+        if control is not None:
+            if user_id % 20 == 0 and control.exists(STOP_KEY):
+                break
+            time.sleep(PUBLISH_GAP_S)
     broker.close()
     print(json.dumps({"latencies_ms": latencies_ms}))
+
+
+def role_publish_many(stack: str, count: int, batch: int) -> None:
+    """Publish *count* ``user.registered`` events in batches of *batch*; print events per second.
+
+    With a checkout that has no ``publish_many`` (the "before"), one ``publish`` per event.
+    """
+    make_broker(stack)
+    from nightshift.common import events
+
+    publish_many = getattr(events, "publish_many", None)
+
+    def send(user_ids: range) -> None:
+        if publish_many is not None:
+            publish_many("user.registered", [{"user_id": n} for n in user_ids])
+        else:
+            for n in user_ids:
+                events.publish("user.registered", {"user_id": n})
+
+    send(range(1, 201))  # warm-up
+    started = time.perf_counter()
+    for first in range(1000, 1000 + count, batch):
+        send(range(first, min(first + batch, 1000 + count)))
+    elapsed = time.perf_counter() - started
+    print(json.dumps({"events_per_s": count / elapsed, "batched": publish_many is not None}))
 
 
 # --- the driver -----------------------------------------------------------------------
@@ -386,16 +445,21 @@ class Driver:
         processes: int,
         threads: int,
         *,
+        task_ms: float = 0.0,
+        publish_during: int = 0,
         on_go: Callable[[list[int]], Callable[[], None]] | None = None,
-    ) -> dict[str, float]:
+    ) -> dict[str, Any]:
         """One drain run: enqueue and set aside, start the workers, put the messages back, time the drain.
 
         Parameters:
+          task_ms: Messages of the actor that sleeps this long instead of no-ops.
+          publish_during: Time up to this many publications (one every
+            :data:`PUBLISH_GAP_S`) from another process while the workers drain.
           on_go: Called with the worker pids just before the messages are put back;
             what it returns is called once the queue is drained (a profiler's stop).
         """
         self.reset()
-        enqueued = self.run_json("_enqueue", stack, messages)
+        enqueued = self.run_json("_enqueue", stack, messages, task_ms)
         queued = int(self.client.llen(KEYS.queue(QUEUE)))
         if queued != messages:
             raise RuntimeError(f"expected {messages} queued messages, found {queued}")
@@ -404,6 +468,7 @@ class Driver:
         self.client.delete(KEYS.heartbeats())
         with self.workers(stack, processes, threads) as (pids, alive):
             stop_probe = on_go(pids) if on_go else None
+            publisher = self.start_publisher(stack, publish_during) if publish_during else None
             commands_at_go = self.commands()
             cpu_at_go = process_tree_cpu_s(pids)
             with self.client.pipeline(transaction=True) as pipe:
@@ -427,7 +492,8 @@ class Driver:
             finished = time.perf_counter()
             if stop_probe is not None:
                 stop_probe()
-            result = {
+            publish_ms = publisher() if publisher is not None else None
+            result: dict[str, Any] = {
                 "steady_msgs_per_s": messages * (STEADY_FROM - STEADY_TO) / (marks["to"] - marks["from"]),
                 "msgs_per_s": messages / (finished - go),
                 "seconds": finished - go,
@@ -439,7 +505,38 @@ class Driver:
                 result["records_lag_s"] = time.perf_counter() - finished
             result["worker_cpu_us_per_msg"] = (process_tree_cpu_s(pids) - cpu_at_go) / messages * 1e6
             result["redis_commands_per_msg"] = commands_delta(commands_at_go, self.commands()) / messages
+            if publish_ms is not None:
+                result["publish_ms"] = publish_ms
         return result
+
+    def start_publisher(self, stack: str, count: int) -> Callable[[], list[float]]:
+        """Start a publisher ready to time *count* calls on :data:`GO_KEY`; give it the go.
+
+        Returns a function that stops it and returns its latencies (ms).
+        """
+        self.client.delete(READY_KEY, GO_KEY, STOP_KEY)
+        process = subprocess.Popen(
+            self.command("_publish", stack, count, "1"),
+            env=self.env,
+            cwd=self.cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        if self.client.blpop([READY_KEY], timeout=60) is None:
+            process.kill()
+            raise RuntimeError(f"the publisher did not start: {process.communicate()[1][-2000:]}")
+        self.client.rpush(GO_KEY, "1")
+
+        def stop() -> list[float]:
+            self.client.rpush(STOP_KEY, "1")
+            out, err = process.communicate(timeout=120)
+            if process.returncode != 0:
+                raise RuntimeError(f"the publisher failed:\n{err[-3000:]}")
+            latencies: list[float] = json.loads(out.strip().splitlines()[-1])["latencies_ms"]
+            return latencies
+
+        return stop
 
     def sender(
         self, stack: str, actor: str = STAMP.actor_name, *, queue: str = QUEUE, **kwargs: Any
@@ -524,38 +621,64 @@ class Driver:
           probe: Started with the pids at the start of the idle period; what it
             returns is called at its end (a profiler), and its answer returned.
         """
+        from bench import redis_calls
+
         self.reset()
         self.client.delete(KEYS.heartbeats())
-        with self.workers(stack, processes, threads) as (pids, alive):
-            stop_probe = probe(pids) if probe else None
-            commands_before = self.commands()
-            cpu_before = process_tree_cpu_s(pids)
-            started = time.perf_counter()
-            time.sleep(seconds)
-            elapsed = time.perf_counter() - started
-            cpu = process_tree_cpu_s(pids) - cpu_before
-            commands = commands_delta(commands_before, self.commands(), by_command=True)
-            result: dict[str, Any] = {
-                "cpu_ms_per_s_per_process": cpu / elapsed / processes * 1000,
-                "redis_commands_per_s_per_process": sum(commands.values()) / elapsed / processes,
-                "redis_commands": {name: count / elapsed / processes for name, count in commands.items()},
-            }
-            if stop_probe is not None:
-                result["probe"] = stop_probe()
-            if pickups:
-                rng = random.Random(7)
-                sender = self.sender(stack)
-                latencies_ms = []
-                for _ in range(pickups):
-                    time.sleep(rng.uniform(0.0, 1.0))
-                    alive()
-                    sent = time.time()
-                    sender()
-                    popped = self.client.blpop([STAMPS_KEY], timeout=10)
-                    if popped is None:
-                        raise RuntimeError("a stamp message was not processed within 10 s")
-                    latencies_ms.append((float(popped[1]) - sent) * 1000)
-                result["pickup_ms"] = latencies_ms
+        calls_dir = self.cwd / "redis-calls" / f"{stack.replace(':', '_')}-{time.time_ns()}"
+        calls_dir.mkdir(parents=True)
+        self.env[redis_calls.COUNT_FILE_ENV] = str(calls_dir)
+        try:
+            with self.workers(stack, processes, threads) as (pids, alive):
+                return self._idle(stack, pids, alive, seconds, pickups, probe, calls_dir)
+        finally:
+            self.env.pop(redis_calls.COUNT_FILE_ENV, None)
+
+    def _idle(
+        self,
+        stack: str,
+        pids: list[int],
+        alive: Callable[[], None],
+        seconds: float,
+        pickups: int,
+        probe: Callable[[list[int]], Callable[[], Any]] | None,
+        calls_dir: Path,
+    ) -> dict[str, Any]:
+        from bench import redis_calls
+
+        processes = len(pids)
+        stop_probe = probe(pids) if probe else None
+        commands_before = self.commands()
+        cpu_before = process_tree_cpu_s(pids)
+        calls_before = redis_calls.read(calls_dir)
+        started = time.perf_counter()
+        time.sleep(seconds)
+        elapsed = time.perf_counter() - started
+        cpu = process_tree_cpu_s(pids) - cpu_before
+        calls = redis_calls.read(calls_dir) - calls_before
+        commands = commands_delta(commands_before, self.commands(), by_command=True)
+        result: dict[str, Any] = {
+            "redis_calls_per_s_per_process": calls / elapsed / processes,
+            "cpu_ms_per_s_per_process": cpu / elapsed / processes * 1000,
+            "redis_commands_per_s_per_process": sum(commands.values()) / elapsed / processes,
+            "redis_commands": {name: count / elapsed / processes for name, count in commands.items()},
+        }
+        if stop_probe is not None:
+            result["probe"] = stop_probe()
+        if pickups:
+            rng = random.Random(7)
+            sender = self.sender(stack)
+            latencies_ms = []
+            for _ in range(pickups):
+                time.sleep(rng.uniform(0.0, 1.0))
+                alive()
+                sent = time.time()
+                sender()
+                popped = self.client.blpop([STAMPS_KEY], timeout=10)
+                if popped is None:
+                    raise RuntimeError("a stamp message was not processed within 10 s")
+                latencies_ms.append((float(popped[1]) - sent) * 1000)
+            result["pickup_ms"] = latencies_ms
         return result
 
 
@@ -689,10 +812,11 @@ def main(argv: list[str] | None = None) -> int:
 def dispatch(argv: list[str]) -> int:
     """Run a subprocess role (``_enqueue``, ``_serve``, ``_pickup``, ``_publish``) or the driver."""
     roles: dict[str, Callable[..., None]] = {
-        "_enqueue": lambda stack, n: role_enqueue(stack, int(n)),
+        "_enqueue": lambda stack, n, task_ms="0": role_enqueue(stack, int(n), float(task_ms)),
         "_serve": lambda stack, threads: role_serve(stack, int(threads)),
         "_pickup": lambda stack, threads, n: role_pickup(stack, int(threads), int(n)),
-        "_publish": lambda stack, n: role_publish(stack, int(n)),
+        "_publish": lambda stack, n, synchronized="": role_publish(stack, int(n), bool(synchronized)),
+        "_publish_many": lambda stack, n, batch: role_publish_many(stack, int(n), int(batch)),
     }
     if argv and argv[0] in roles:
         roles[argv[0]](*argv[1:])
