@@ -342,6 +342,8 @@ class WakeHub:
         self.broker = broker
         self._lock = threading.Condition()
         self._waiting: dict[str, set[WakingConsumer]] = {}
+        #: Queues whose token came while none of their consumers waited: the next to wait fetches at once.
+        self._missed: set[str] = set()
         self._watched: frozenset[str] = frozenset()
         self._thread: threading.Thread | None = None
         self._stopped = False
@@ -351,6 +353,10 @@ class WakeHub:
         """Block until *consumer*'s event is set (a token, an ack) or *timeout_s* passes."""
         queue = consumer.queue_name
         with self._lock:
+            if queue in self._missed:
+                self._missed.discard(queue)
+                consumer.work_hint = True
+                return
             self._waiting.setdefault(queue, set()).add(consumer)
             new_queue = queue not in self._watched
             self._ensure_started()
@@ -440,7 +446,13 @@ class WakeHub:
 
     def _wake(self, queues: Iterable[str]) -> None:
         with self._lock:
-            consumers = [c for queue in queues for c in self._waiting.get(queue, ())]
+            consumers = []
+            for queue in queues:
+                waiting = self._waiting.get(queue)
+                if waiting:
+                    consumers.extend(waiting)
+                else:
+                    self._missed.add(queue)
         for consumer in consumers:
             consumer.work_hint = True
             consumer.wake_event.set()

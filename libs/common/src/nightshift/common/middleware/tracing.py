@@ -37,6 +37,8 @@ class Tracing(Middleware):
     def before_enqueue(self, broker: dramatiq.Broker, message: dramatiq.Message[Any], delay: int | None) -> None:
         if TRACE_OPTION in message.options:
             return
+        if not context.get_current() and not tracing_installed():
+            return  # nothing to carry: no span, no baggage, no SDK to start one
         carrier: dict[str, str] = {}
         propagate.inject(carrier)
         if carrier:
