@@ -227,6 +227,7 @@ def render(
     cpu = {n: _med(drain[n], "worker_cpu_us_per_msg") for n in STACKS}
     cmds = {n: _med(drain[n], "redis_commands_per_msg") for n in STACKS}
     enqueue = {n: _med(drain[n], "enqueue_per_s") for n in STACKS}
+    enqueue_cpu = {n: _med(drain[n], "enqueue_cpu_us") for n in STACKS}
     publish = {n: [x for r in drain[n] for x in r.get("publish_ms", [])] for n in STACKS}
     io_rate = {n: _med(io[n], "steady_msgs_per_s") for n in STACKS}
     idle_cpu = {n: _med(idle[n], "cpu_ms_per_s_per_process") for n in STACKS}
@@ -322,6 +323,14 @@ def render(
             f"{enqueue['after'] / enqueue[d]:.2f}x ({_fmt(enqueue['after'])}/s)",
             f"{_fmt(enqueue[d])}/s",
             met(enqueue["after"] >= 0.9 * enqueue[d]),
+        ),
+        (
+            "enqueue: CPU per send, sender's process (records flushed included)",
+            "(the steadier figure)",
+            f"{enqueue_cpu['before']:.0f} us ({enqueue_cpu[d] / enqueue_cpu['before']:.2f}x Dramatiq's rate)",
+            f"{enqueue_cpu['after']:.0f} us ({enqueue_cpu[d] / enqueue_cpu['after']:.2f}x Dramatiq's rate)",
+            f"{enqueue_cpu[d]:.0f} us",
+            met(enqueue_cpu["after"] <= enqueue_cpu[d] / 0.9),
         ),
         (
             "worst full GC pause of a deployed worker (automatic; explicit gc.collect())",

@@ -52,13 +52,13 @@ def py_spy() -> str:
     return found
 
 
-def record(pids: list[int], out: Path, duration_s: float | None = None) -> Callable[[], list[Path]]:
+def record(pids: list[int], out: Path, duration_s: float | None = None, rate: int = RATE) -> Callable[[], list[Path]]:
     """Start one py-spy per pid; return a function that stops them and returns their raw files."""
     procs = []
     files = []
     for pid in pids:
         path = out.with_name(f"{out.name}-{pid}.txt")
-        command = [py_spy(), "record", "--pid", str(pid), "--rate", str(RATE), "--nonblocking", "--gil"]
+        command = [py_spy(), "record", "--pid", str(pid), "--rate", str(rate), "--nonblocking", "--gil"]
         command += ["--format", "raw", "--output", str(path)]
         if duration_s is not None:
             command += ["--duration", str(max(1, round(duration_s)))]
@@ -118,8 +118,8 @@ def summarize(files: list[Path], top: int) -> dict[str, object]:
     }
 
 
-def print_summary(title: str, summary: dict[str, object]) -> None:
-    print(f"\n{title}: {summary['samples']} samples at {RATE}/s (threads on CPU)")
+def print_summary(title: str, summary: dict[str, object], rate: int = RATE) -> None:
+    print(f"\n{title}: {summary['samples']} samples at {rate}/s (the thread holding the GIL)")
     for kind in ("self", "total"):
         print(f"  top by {kind} time")
         for name, share in summary[kind]:  # type: ignore[attr-defined]
@@ -133,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--idle-s", type=float, default=10.0, help="idle profile length (0: skip)")
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--idle-rate", type=int, default=1000, help="py-spy samples per second while idle")
     parser.add_argument("--code", type=Path, help="profile this checkout's nightshift.common instead")
     parser.add_argument("--json", type=Path, help="also write the summaries here")
     options = parser.parse_args(argv)
@@ -159,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
                 options.processes,
                 options.threads,
                 options.idle_s,
-                probe=lambda pids: record(pids, out / "idle"),
+                probe=lambda pids: record(pids, out / "idle", rate=options.idle_rate),
             )
             idle = summarize(answer.pop("probe"), options.top)
             print(
@@ -167,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{answer['redis_commands_per_s_per_process']:.1f} Redis commands/s per process "
                 f"({', '.join(f'{k} {v:.1f}' for k, v in sorted(answer['redis_commands'].items()))})"
             )
-            print_summary(f"Idle ({options.idle_s:.0f} s)", idle)
+            print_summary(f"Idle ({options.idle_s:.0f} s)", idle, options.idle_rate)
             report["idle"] = idle
             report["idle_result"] = answer
         if options.json:

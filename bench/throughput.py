@@ -229,12 +229,13 @@ def role_enqueue(stack: str, messages: int, task_ms: float = 0.0) -> None:
             else:
                 NOOP.send(nothing, broker=broker)
 
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     for _ in range(messages):
         send()
     elapsed = time.perf_counter() - started
-    broker.close()
-    print(json.dumps({"enqueue_per_s": messages / elapsed}))
+    broker.close()  # flushes the "queued" job records: their CPU counts too
+    cpu_us = (time.process_time() - cpu_started) / messages * 1e6
+    print(json.dumps({"enqueue_per_s": messages / elapsed, "enqueue_cpu_us": cpu_us}))
 
 
 def role_serve(stack: str, threads: int) -> None:
@@ -498,6 +499,7 @@ class Driver:
                 "msgs_per_s": messages / (finished - go),
                 "seconds": finished - go,
                 "enqueue_per_s": enqueued["enqueue_per_s"],
+                "enqueue_cpu_us": enqueued["enqueue_cpu_us"],
             }
             if stack.startswith("nightshift") and "JobRecords" not in stack:
                 # Every message has its audit row and its job record, done: checked after each run.
@@ -648,15 +650,17 @@ class Driver:
 
         processes = len(pids)
         stop_probe = probe(pids) if probe else None
+        # The processes write their call counts every half second: the window's ends
+        # are read as they were written (within half a second of the window's).
+        calls_before = redis_calls.read(calls_dir)
         commands_before = self.commands()
         cpu_before = process_tree_cpu_s(pids)
-        calls_before = redis_calls.read(calls_dir)
         started = time.perf_counter()
         time.sleep(seconds)
         elapsed = time.perf_counter() - started
         cpu = process_tree_cpu_s(pids) - cpu_before
-        calls = redis_calls.read(calls_dir) - calls_before
         commands = commands_delta(commands_before, self.commands(), by_command=True)
+        calls = redis_calls.read(calls_dir) - calls_before
         result: dict[str, Any] = {
             "redis_calls_per_s_per_process": calls / elapsed / processes,
             "cpu_ms_per_s_per_process": cpu / elapsed / processes * 1000,

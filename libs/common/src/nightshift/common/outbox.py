@@ -68,11 +68,12 @@ class OutboxRelay:
       engine: The database holding the outbox.
       broker: Where messages go.
       batch_size: Rows per transaction.
-      poll_interval_s: How often to look without a notification (a safety net).
+      poll_interval_s: How often to look without a notification (a safety net: commits
+        notify the relay, and it drains whenever it (re)connects).
     """
 
     def __init__(
-        self, engine: Engine, broker: dramatiq.Broker, *, batch_size: int = 500, poll_interval_s: float = 1.0
+        self, engine: Engine, broker: dramatiq.Broker, *, batch_size: int = 500, poll_interval_s: float = 5.0
     ) -> None:
         self.engine = engine
         self.broker = broker
