@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import redis
 from dramatiq import Message
@@ -41,7 +43,7 @@ def test_every_event_is_enqueued_in_order_with_its_job_record(
     assert [m.kwargs["user_id"] for m in queued] == [1, 2, 3, 4, 5]
     assert [m.message_id for m in queued] == [m.message_id for m in sent]
     assert all(m.options["trigger"] == "event:user.registered" for m in queued)
-    # Idle consumers are woken as by single enqueues: one token per message.
+    # Idle consumers are woken as by single enqueues: one token per message (at most 32 kept).
     assert redis_client.llen(KEYS.wake(QUEUE)) == 5
     # Each went through the middleware: a "queued" job record per message.
     broker.record_writer.flush()
@@ -59,12 +61,32 @@ def test_a_batch_goes_to_redis_in_one_round_trip(
 
     publish_many("user.registered", [{"user_id": n} for n in range(1, 301)], broker=broker)
 
-    assert _calls(redis_client, "evalsha") - evalsha_before == 300
+    # One script call for the batch (one queue), running its five commands, and this
+    # test's three reads (INFO, LLEN, INFO): nothing else (no SCRIPT EXISTS, nothing per message).
+    assert _calls(redis_client, "evalsha") - evalsha_before == 1
     assert redis_client.llen(KEYS.queue(QUEUE)) == 301
-    # 300 script calls, each running its five commands, and this test's three reads
-    # (INFO, LLEN, INFO): nothing else (no SCRIPT EXISTS, no per-message extra).
     processed = int(redis_client.info("stats")["total_commands_processed"]) - clients_before
-    assert processed == 300 * 6 + 3
+    assert processed == 1 + 5 + 3
+
+
+def test_one_batch_for_several_queues_reaches_each_queue_in_order(
+    broker: NightshiftRedisBroker, redis_client: redis.Redis[bytes]
+) -> None:
+    queues = ["manytest_high", "manytest_low"]
+    messages: list[Message[Any]] = [
+        Message(queue_name=queues[n % 2], actor_name="many_test", args=(n,), kwargs={}, options={}) for n in range(6)
+    ]
+
+    sent = broker.enqueue_many(messages)
+
+    for queue in queues:
+        ids = redis_client.lrange(KEYS.queue(queue), 0, -1)
+        bodies = redis_client.hmget(KEYS.messages(queue), ids)
+        assert [Message.decode(body).args[0] for body in bodies if body] == [
+            m.args[0] for m in sent if m.queue_name == queue
+        ]
+        assert redis_client.llen(KEYS.wake(queue)) == 3
+    assert [m.message_id for m in sent] == [m.message_id for m in messages]
 
 
 def test_more_than_a_batch_is_split_and_all_arrive(

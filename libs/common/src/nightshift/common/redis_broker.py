@@ -11,7 +11,8 @@ What differs from :class:`dramatiq.brokers.redis.RedisBroker`:
   consumer, whose next fetch acks everything handed back since in the same
   script call (or acks alone, when it has nothing to fetch). A clean stop
   flushes them; a crash leaves them in the ack set, where the recovery of dead
-  workers' messages finds them (at-least-once, as before).
+  workers' messages finds them (at-least-once, as before); a consumer restarted
+  after a connection error sends those its predecessor could not.
 * A fetched body that cannot be decoded is moved to the queue's dead letters
   with its reason instead of breaking the consumer and stranding its
   neighbours in the ack set.
@@ -51,6 +52,9 @@ from nightshift.common import dead_letters
 from nightshift.common.errors import UndecodableMessage
 from nightshift.common.redis_keys import RedisKeys
 
+#: redis-py's socket timeout when none is given (None where it has no default).
+_DEFAULT_SOCKET_TIMEOUT: float | None = getattr(redis.connection, "DEFAULT_SOCKET_TIMEOUT", None)
+
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
@@ -68,7 +72,8 @@ HUB_WAIT_S = 5.0
 #: so Redis's reply (``BLPOP`` timing out) arrives before the socket gives up.
 SOCKET_TIMEOUT_SHARE = 0.5
 
-#: :meth:`NightshiftRedisBroker.enqueue_many` sends at most this many messages per round trip.
+#: :meth:`NightshiftRedisBroker.enqueue_many` sends at most this many messages per round trip
+#: (one script call per queue, so Redis is never blocked long by one).
 ENQUEUE_BATCH = 1000
 
 #: Dead workers are looked for at every heartbeat; without one, a queue's
@@ -85,6 +90,25 @@ redis.call("hset", KEYS[2], ARGV[1], ARGV[2])
 redis.call("rpush", KEYS[1], ARGV[1])
 redis.call("rpush", KEYS[3], "1")
 redis.call("ltrim", KEYS[3], -tonumber(ARGV[3]), -1)
+redis.call("pexpire", KEYS[3], 60000)
+"""
+
+_ENQUEUE_MANY = """
+-- KEYS: queue list, queue messages hash, wake list
+-- ARGV: wake tokens kept, then message id and data, pair after pair
+local ids, fields, n = {}, {}, 0
+for i = 2, #ARGV, 2 do
+    n = n + 1
+    ids[n] = ARGV[i]
+    fields[2 * n - 1] = ARGV[i]
+    fields[2 * n] = ARGV[i + 1]
+end
+redis.call("hset", KEYS[2], unpack(fields))
+redis.call("rpush", KEYS[1], unpack(ids))
+local tokens = {}
+for i = 1, math.min(n, tonumber(ARGV[1])) do tokens[i] = "1" end
+redis.call("rpush", KEYS[3], unpack(tokens))
+redis.call("ltrim", KEYS[3], -tonumber(ARGV[1]), -1)
 redis.call("pexpire", KEYS[3], 60000)
 """
 
@@ -131,11 +155,15 @@ class NightshiftRedisBroker(RedisBroker):
         super().__init__(**kwargs)
         self.keys = RedisKeys(self.namespace)
         self._enqueue_script = self.client.register_script(_ENQUEUE)
+        self._enqueue_many_script = self.client.register_script(_ENQUEUE_MANY)
         self._fetch_script = self.client.register_script(_ACK_AND_FETCH)
-        socket_timeout = self.client.connection_pool.connection_kwargs.get("socket_timeout")
+        connection_kwargs = self.client.connection_pool.connection_kwargs
+        # Not given, redis-py's own default applies (5 s in redis-py 8), not "no limit".
+        socket_timeout = connection_kwargs.get("socket_timeout", _DEFAULT_SOCKET_TIMEOUT)
         #: The longest idle wait the client's socket allows, in seconds (None: no limit).
         self.max_wait_s: float | None = socket_timeout * SOCKET_TIMEOUT_SHARE if socket_timeout else None
         self.hub = WakeHub(self)
+        self._pending_acks: dict[str, deque[str]] = {}
         #: When the last heartbeat ran (monotonic seconds) and whether it saw a dead worker.
         self._beat: tuple[float, bool] = (float("-inf"), True)
         #: When each queue's recovery last ran (monotonic seconds).
@@ -144,6 +172,14 @@ class NightshiftRedisBroker(RedisBroker):
     @property
     def consumer_class(self) -> type[_RedisConsumer]:
         return WakingConsumer
+
+    def pending_acks(self, queue_name: str) -> deque[str]:
+        """The Redis ids of *queue_name* messages handed back but not acked in Redis yet.
+
+        Kept by the broker, not by one consumer: a consumer restarted after a
+        connection error sends the acks its predecessor could not.
+        """
+        return self._pending_acks.setdefault(queue_name, deque())
 
     def key(self, name: str) -> str:
         """The Redis key of *name* in this broker's namespace."""
@@ -262,23 +298,20 @@ class NightshiftRedisBroker(RedisBroker):
         return sent
 
     def _send_enqueues(self, batch: list[Message[Any]]) -> None:
-        """One pipeline of enqueue-script calls; the script is loaded again if Redis lost it."""
+        """One script call per queue in the batch, all in one pipeline: one round trip.
+
+        The script is loaded again if Redis lost it (a restart, ``SCRIPT FLUSH``).
+        """
+        by_queue: dict[str, list[bytes | str]] = {}
+        for message in batch:
+            by_queue.setdefault(message.queue_name, []).extend((message.options["redis_message_id"], _encode(message)))
         keys = self.keys
-        sha: str = self._enqueue_script.sha  # type: ignore[union-attr]
+        sha: str = self._enqueue_many_script.sha  # type: ignore[union-attr]
         for attempt in (1, 2):
             with self.client.pipeline(transaction=False) as pipe:
-                for message in batch:
-                    queue_name = message.queue_name
-                    pipe.evalsha(
-                        sha,
-                        3,
-                        keys.queue(queue_name),
-                        keys.messages(queue_name),
-                        keys.wake(queue_name),
-                        message.options["redis_message_id"],
-                        _encode(message),
-                        WAKE_TOKENS,
-                    )
+                for queue_name, pairs in by_queue.items():
+                    queue_keys = (keys.queue(queue_name), keys.messages(queue_name), keys.wake(queue_name))
+                    pipe.evalsha(sha, 3, *queue_keys, WAKE_TOKENS, *pairs)
                 try:
                     pipe.execute()
                     return
@@ -286,7 +319,7 @@ class NightshiftRedisBroker(RedisBroker):
                     # Nothing ran (Redis's script cache is global): load it and send again.
                     if attempt == 2:
                         raise
-                    self.client.script_load(_ENQUEUE)
+                    self.client.script_load(_ENQUEUE_MANY)
 
     def fetch(self, queue_name: str, count: int, acks: Iterable[str] = ()) -> list[tuple[str, bytes]]:
         """Ack *acks*, then move up to *count* message ids into this worker's ack set; return (id, body) pairs.
@@ -514,7 +547,7 @@ class WakingConsumer(_RedisConsumer):  # type: ignore[misc]
         self.wake_event = threading.Event()
         #: Set by the hub: this queue may hold messages.
         self.work_hint = False
-        self._acks: deque[str] = deque()
+        self._acks = broker.pending_acks(queue_name)
         self._idle = False
         self._closed = False
         self._wait_s = timeout / 1000
