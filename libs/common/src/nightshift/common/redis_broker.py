@@ -492,6 +492,8 @@ class WakeHub:
             except redis.TimeoutError:
                 popped = None
             except redis.RedisError:
+                if self._stopped:
+                    return  # the broker closed its connections under the wait
                 self.broker.logger.warning("The wake hub lost Redis; retrying in a second.", exc_info=True)
                 self._wake(queues)  # the consumers find out for themselves
                 time.sleep(1)
