@@ -42,6 +42,9 @@ class ServiceSpec:
         ``sessionmaker`` and the service's local base URL (``http://127.0.0.1:<port>``); the
         lines it returns are printed in the banner (the ops service creates the local
         operator there and prints the dashboard's address and credentials).
+      separate_worker: The entry point does not consume the lanes (the ops web process):
+        the actors run in a second process, ``nightshift worker <name>``, on health port
+        ``health_port + 1``; ``nightshift up`` starts both.
     """
 
     name: str
@@ -56,6 +59,7 @@ class ServiceSpec:
     entrypoint: str | None = None
     demo: str | None = None
     banner: str | None = None
+    separate_worker: bool = False
 
     @property
     def queues(self) -> tuple[str, ...]:
