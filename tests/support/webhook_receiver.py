@@ -33,7 +33,7 @@ def webhook_receiver(secret: str) -> Iterator[tuple[str, Received]]:
     received = Received(secret)
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - the http.server name
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             ok = verify(
                 received.secret,
@@ -49,7 +49,7 @@ def webhook_receiver(secret: str) -> Iterator[tuple[str, Received]]:
             self.send_response(204 if ok else 401)
             self.end_headers()
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the http.server signature
+        def log_message(self, format: str, *args: Any) -> None:
             return
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

@@ -24,7 +24,7 @@ import redis
 from dramatiq import Message
 from sqlalchemy import Engine, select, text, update
 
-import nightshift.notifications.actors  # noqa: F401 - send_ops_alert, for the worker
+import nightshift.notifications.actors
 import nightshift.ops.actors  # noqa: F401 - deliver_alert_notice, record_raised_alert
 from nightshift.common import runtime
 from nightshift.common.db.engine import make_session_factory, transaction
@@ -40,7 +40,6 @@ from nightshift.ops import alert_lifecycle, maintenance
 from nightshift.ops.context import OpsContext
 from nightshift.ops.evaluator import evaluate
 from nightshift.ops.models import Alert, AlertNotice
-from nightshift.ops.settings import OpsSettings
 from tests.support.ops import ops_context
 from tests.support.ops_actors import QUEUE, ops_flaky, ops_long
 from tests.support.processes import service_process
@@ -205,8 +204,9 @@ def test_a_slow_job_is_stuck_against_its_actors_p95(
     with clean_db.begin() as connection:  # its usual runs: 20 of 100 ms
         connection.execute(
             text(
-                "INSERT INTO task_audit (message_id, actor, queue, attempt, outcome, started_at, finished_at, duration_ms)"
-                " SELECT gen_random_uuid(), 'ops_long', :queue, 1, 'done', :at, :at, 100 FROM generate_series(1, 20)"
+                "INSERT INTO task_audit (message_id, actor, queue, attempt, outcome, started_at, finished_at,"
+                " duration_ms) SELECT gen_random_uuid(), 'ops_long', :queue, 1, 'done', :at, :at, 100"
+                " FROM generate_series(1, 20)"
             ),
             {"queue": QUEUE, "at": now - dt.timedelta(hours=1)},
         )
@@ -440,6 +440,6 @@ def test_silences_are_validated(alerting: Any) -> None:
     run = alerting()
     with pytest.raises(ValueError, match="reason"):
         alert_lifecycle.silence(run.ctx.sessions, "backlog:", until=dt.datetime.now(dt.UTC), reason=" ", by="x")
+    past = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
     with pytest.raises(ValueError, match="future"):
-        past = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
         alert_lifecycle.silence(run.ctx.sessions, "backlog:", until=past, reason="r", by="x")

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-import nightshift.notifications.actors  # noqa: F401 - declares send_ops_alert for the worker below
+import nightshift.notifications.actors  # declares send_ops_alert for the worker below
 import nightshift.ops.actors  # noqa: F401 - record_raised_alert and deliver_alert_notice: the alert's way to the mail
 from nightshift.common import runtime
 from nightshift.common.outbox import OutboxRelay
