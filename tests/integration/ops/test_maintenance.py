@@ -281,6 +281,8 @@ def test_a_seeded_weeks_report(ctx: OpsContext, clean_db: Engine) -> None:
         data = report.figures
         html = report.html
     assert (data["start"], data["end"]) == ("2026-11-22T23:00:00+00:00", "2026-11-29T23:00:00+00:00")
+    assert (data["first_day"], data["last_day"]) == ("2026-11-23", "2026-11-29")
+    assert "weekly report: 2026-11-23 \u2013 2026-11-29" in html
     assert (data["attempts"], data["failed"], data["dead_total"], len(data["alerts"])) == (112, 7, 3, 1)
     assert data["services"] == [
         {"service": "media", "attempts": 35, "failed": 0, "failure_rate": 0.0},
@@ -349,3 +351,21 @@ def test_the_report_and_alert_pages(client: TestClient, ctx: OpsContext, operato
     shown = client.get(f"/reports/{report_id}")
     assert shown.status_code == 200 and '<b id="attempts">112</b>' in shown.text
     assert client.get("/maintenance").status_code == 200
+
+
+def test_the_report_actor_emails_the_operators_once(
+    ctx: OpsContext, broker: NightshiftRedisBroker, redis_client: redis.Redis[bytes]
+) -> None:
+    from nightshift.common.contracts.ops import ReportRequest
+    from nightshift.ops.actors import build_report
+
+    for _ in range(2):  # a redelivered message finds the report emailed already
+        build_report.fn(**ReportRequest(period="monthly").model_dump())  # type: ignore[attr-defined]
+    queued = [json.loads(body) for body in redis_client.hvals(broker.keys.messages("notifications_critical"))]
+    [message] = [m for m in queued if m["actor_name"] == "send_ops_alert"]
+    assert message["kwargs"]["kind"] == "monthly_report"
+    assert "Nightshift monthly report" in message["kwargs"]["summary"]
+    with ctx.sessions() as session:
+        [report] = session.scalars(select(Report)).all()
+        assert report.emailed_at is not None
+        assert message["kwargs"]["facts"]["report"].endswith(f"/reports/{report.id}")

@@ -121,7 +121,7 @@ def build_report(payload: ReportRequest) -> None:
                 kind=f"{payload.period}_report",
                 severity="info",
                 summary=(
-                    f"Nightshift {payload.period} report {data['start'][:10]} to {data['end'][:10]}: "
+                    f"Nightshift {payload.period} report {data['first_day']} to {data['last_day']}: "
                     f"{data['attempts']} attempts, {data['failed']} failed, {data['dead_total']} dead letters, "
                     f"{len(data['alerts'])} alerts"
                 ),

@@ -86,6 +86,8 @@ def reports(ctx: OpsContext) -> list[dict[str, Any]]:
                 "period": row.period,
                 "starts_at": row.starts_at.isoformat(),
                 "ends_at": row.ends_at.isoformat(),
+                "first_day": row.figures.get("first_day", row.starts_at.date().isoformat()),
+                "last_day": row.figures.get("last_day", row.ends_at.date().isoformat()),
                 "attempts": row.figures["attempts"],
                 "failed": row.figures["failed"],
                 "dead_total": row.figures["dead_total"],

@@ -116,9 +116,13 @@ def figures(session: Session, start: dt.datetime, end: dt.datetime, timezone: st
         )
     ]
     failing = sorted((row for row in actors if row["failed"]), key=lambda row: (-row["failed"], row["actor"]))
+    zone = ZoneInfo(timezone)
     return {
         "start": start.isoformat(),
         "end": end.isoformat(),
+        #: The period's first and last local days (the end is exclusive).
+        "first_day": start.astimezone(zone).date().isoformat(),
+        "last_day": (end.astimezone(zone).date() - dt.timedelta(days=1)).isoformat(),
         "attempts": sum(row["attempts"] for row in actors),
         "failed": sum(row["failed"] for row in actors),
         "services": sorted(services.values(), key=lambda entry: entry["service"]),
