@@ -12,6 +12,7 @@ from dramatiq.broker import MessageProxy
 from dramatiq.middleware import Retries
 
 from nightshift.common.errors import PermanentError
+from nightshift.common.middleware.time_limits import TimedOut
 from nightshift.common.revocation import Terminated
 from nightshift.common.settings import DEFAULT_RETRY_DELAYS_MS
 
@@ -21,7 +22,8 @@ class ScheduledRetries(Retries):
 
     Dramatiq's exponential formula cannot express "1 s, 5 s, 25 s"; here the
     schedule is a list: one retry per entry. A :class:`PermanentError` (or a type
-    in the actor's ``throws``) is dead-lettered after its first attempt.
+    in the actor's ``throws``) is dead-lettered after its first attempt, and so is a
+    job stopped at its time limit (:class:`TimedOut`).
 
     Parameters:
       delays_ms: The default schedule. Actors override it with the
@@ -48,7 +50,7 @@ class ScheduledRetries(Retries):
             return  # a revoked job is acked: neither retried nor dead-lettered
         actor = broker.get_actor(message.actor_name)
         throws = message.options.get("throws") or actor.options.get("throws") or ()
-        if isinstance(exception, PermanentError) or (throws and isinstance(exception, throws)):
+        if isinstance(exception, PermanentError | TimedOut) or (throws and isinstance(exception, throws)):
             message.fail()
             return
 
