@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import datetime as dt
 import hashlib
 import hmac
@@ -106,7 +107,7 @@ class LocalStorage(Storage):
             raise ValueError(f"invalid upload id {upload_id!r}")
         return self.root / UPLOADS / upload_id
 
-    def _parts(self, upload_id: str, key: str) -> list[tuple[int, str]]:
+    def _parts(self, upload_id: str, key: str) -> builtins.list[tuple[int, str]]:
         """(size, tag) of each recorded part, in order.
 
         Raises:
