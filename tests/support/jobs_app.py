@@ -1,4 +1,4 @@
-"""A small Starlette app serving job status and events the way the ops service mounts them.
+"""A small Starlette app serving job status, events and local storage links the way the ops service mounts them.
 
 Tests run it under uvicorn in a thread (:func:`serve_jobs_app`) and read it with
 httpx, so the server-sent events go through a real HTTP server and client. Tokens
@@ -16,18 +16,24 @@ import uvicorn
 from sqlalchemy import Engine
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from nightshift.common import jobs
 from nightshift.common.errors import JobForbidden, UnknownJob
 from nightshift.common.processes import free_port, wait_for
+from nightshift.common.storage.local import LocalStorage
 
 
 def jobs_app(
-    engine: Engine, client: redis.Redis[bytes], tokens: Mapping[str, Collection[str] | None], *, poll_s: float = 0.2
+    engine: Engine,
+    client: redis.Redis[bytes],
+    tokens: Mapping[str, Collection[str] | None],
+    *,
+    poll_s: float = 0.2,
+    storage: LocalStorage | None = None,
 ) -> Starlette:
-    """``GET /api/jobs/{id}`` and ``GET /api/jobs/{id}/events`` behind bearer *tokens*."""
+    """``GET /api/jobs/{id}`` and ``…/events`` behind bearer *tokens*; ``/files/…`` serves *storage*'s links."""
 
     def tenants_of(request: Request) -> Collection[str] | Response | None:
         token = request.headers.get("authorization", "").removeprefix("Bearer ")
@@ -70,8 +76,31 @@ def jobs_app(
             jobs.sse_stream(updates), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
         )
 
+    def files(request: Request) -> Response:
+        """A local storage link: no token, the signature and expiry are the authorisation."""
+        if storage is None:
+            return Response(status_code=404)
+        key = request.path_params["key"]
+        query = request.query_params
+        filename = query.get("filename")
+        try:
+            valid = storage.verify_link(
+                key, int(query.get("expires", "0")), query.get("signature", ""), filename=filename
+            )
+        except ValueError:
+            valid = False
+        if not valid:
+            return JSONResponse({"error": "this link is invalid or has expired"}, status_code=403)
+        if not storage.exists(key):
+            return Response(status_code=404)
+        return FileResponse(storage.path(key), filename=filename)
+
     return Starlette(
-        routes=[Route("/api/jobs/{job_id}", status), Route("/api/jobs/{job_id}/events", events)],
+        routes=[
+            Route("/api/jobs/{job_id}", status),
+            Route("/api/jobs/{job_id}/events", events),
+            Route("/files/{key:path}", files),
+        ],
     )
 
 

@@ -6,22 +6,28 @@ import datetime as dt
 import logging
 from zoneinfo import ZoneInfo
 
-from nightshift.common import runtime
+from dramatiq.middleware import CurrentMessage
+
+from nightshift.common import jobs, runtime
 from nightshift.common.contracts import NoArguments, contract_actor
 from nightshift.common.contracts.posts import (
     CLEANUP_OLD_POSTS,
+    EXPORT_CONTENT,
     GENERATE_CONTENT_ANALYTICS,
     INDEX_POST,
     OPTIMIZE_SEARCH_INDEX,
+    PURGE_EXPIRED_EXPORTS,
     REINDEX_SEARCH,
     UPDATE_POST_ENGAGEMENT_SCORES,
     UPDATE_TRENDING_HASHTAGS,
     DayRef,
+    ExportRequest,
     HourRef,
     PostChange,
     ReindexRequest,
 )
-from nightshift.posts import analytics, cleanup, engagement, indexing, optimize, reindex, trending
+from nightshift.common.records import attempt_number
+from nightshift.posts import analytics, cleanup, engagement, exports, indexing, optimize, reindex, trending
 from nightshift.posts.settings import PostsSettings
 
 logger = logging.getLogger(__name__)
@@ -115,4 +121,41 @@ def cleanup_old_posts(payload: NoArguments) -> None:
         runtime.session_factory(),
         retention=dt.timedelta(days=settings.retention_days),
         batch_size=settings.cleanup_batch_size,
+    )
+
+
+@contract_actor(EXPORT_CONTENT)
+def export_content(payload: ExportRequest) -> None:
+    """Make (or resume) an export; its link is the job's result and the requester is emailed."""
+    message = CurrentMessage.get_current_message()
+    if message is None:
+        raise RuntimeError("export_content runs as a Dramatiq message: its job id is the export's identity")
+    settings = _settings()
+    outcome = exports.export_content(
+        runtime.session_factory(),
+        runtime.storage(),
+        payload,
+        job_id=message.message_id,
+        limits=exports.ExportLimits(
+            max_range_days=settings.export_max_range_days,
+            part_bytes=settings.export_part_bytes,
+            gzip_level=settings.export_gzip_level,
+            link_ttl=dt.timedelta(seconds=settings.export_link_ttl_s),
+            sheet_rows=settings.export_xlsx_sheet_rows,
+            timezone=runtime.settings().timezone,
+        ),
+        attempt=attempt_number(message.options),
+        report=jobs.report_progress,
+        check_abort=jobs.check_abort,
+    )
+    jobs.set_result(outcome.result())
+
+
+@contract_actor(PURGE_EXPIRED_EXPORTS)
+def purge_expired_exports(payload: NoArguments) -> None:
+    """Delete expired exports' files; abandon unfinished exports nobody resumed."""
+    exports.purge_expired_exports(
+        runtime.session_factory(),
+        runtime.storage(),
+        abandon_after=dt.timedelta(hours=_settings().export_abandon_hours),
     )

@@ -7,3 +7,7 @@ from nightshift.common.errors import PermanentError
 
 class PostRejected(PermanentError):
     """A post cannot be indexed as it is (its body is over the size limit); retrying cannot help."""
+
+
+class ExportRefused(PermanentError):
+    """An export cannot be made as asked (unknown requester or format, range over the maximum)."""

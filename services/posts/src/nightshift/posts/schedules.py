@@ -6,6 +6,7 @@ from nightshift.common.contracts.posts import (
     CLEANUP_OLD_POSTS,
     GENERATE_CONTENT_ANALYTICS,
     OPTIMIZE_SEARCH_INDEX,
+    PURGE_EXPIRED_EXPORTS,
     UPDATE_POST_ENGAGEMENT_SCORES,
     UPDATE_TRENDING_HASHTAGS,
 )
@@ -46,5 +47,12 @@ SCHEDULES = (
         CLEANUP_OLD_POSTS,
         overlap="skip",
         description="Delete old posts without engagement in batches; post.deleted for each via the outbox.",
+    ),
+    Schedule(
+        "purge_expired_exports",
+        "20 * * * *",
+        PURGE_EXPIRED_EXPORTS,
+        overlap="skip",
+        description="Delete export files whose link has expired; abort uploads of abandoned exports.",
     ),
 )

@@ -25,6 +25,7 @@ class NotificationRequested(Payload):
     template: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     idempotency_key: str = Field(min_length=1, max_length=200)
     context_ids: dict[str, int] = Field(default_factory=dict)
+    links: dict[str, str] = Field(default_factory=dict, max_length=5)
     urgency: Literal["high", "critical"] = "high"
 
 
@@ -59,6 +60,10 @@ class PostDeleted(Payload):
 
 class ReindexRequested(Payload):
     reason: str = Field(default="requested", min_length=1, max_length=200)
+
+
+class ExportRequested(posts.ExportRequest):
+    """A user (or an operator, through their user account) asks for an export; the job id is the answer."""
 
 
 class AlertRaised(Payload):
@@ -163,6 +168,16 @@ CATALOG: dict[str, EventSpec] = {
             schema=ReindexRequested,
             subscribers=(Subscriber(posts.REINDEX_SEARCH),),
             description="Rebuild the whole posts search index beside the live one, then swap.",
+        ),
+        EventSpec(
+            name="export.requested",
+            version=1,
+            schema=ExportRequested,
+            subscribers=(Subscriber(posts.EXPORT_CONTENT),),
+            description=(
+                "Export a user's own posts, an author's analytics or an operator's content over a date range, "
+                "as CSV (gzip) or XLSX; the requester is emailed an expiring link."
+            ),
         ),
         EventSpec(
             name="ops.alert_raised",
