@@ -56,8 +56,8 @@ class PostsSettings(ServiceSettings):
     export_max_range_days: int = Field(default=366, ge=1, le=3660)
     #: Exports: compressed bytes per uploaded part (S3 needs at least 5 MiB for all parts but the last).
     export_part_bytes: int = Field(default=8 * 1024 * 1024, ge=16 * 1024, le=512 * 1024 * 1024)
-    #: Exports: gzip level of CSV exports (1 fastest … 9 smallest).
-    export_gzip_level: int = Field(default=3, ge=1, le=9)
+    #: Exports: gzip level of CSV exports (1 fastest … 9 smallest); 1 keeps up with COPY (bench/exports.py).
+    export_gzip_level: int = Field(default=1, ge=1, le=9)
     #: Exports: how long the download link works, in seconds; the file is removed after that.
     export_link_ttl_s: int = Field(default=72 * 3600, ge=1, le=7 * 24 * 3600)
     #: Exports: data rows per XLSX sheet before the next sheet starts (Excel's limit, less the header row).

@@ -57,7 +57,7 @@ class ExportLimits:
 
     max_range_days: int = 366
     part_bytes: int = 8 * 1024 * 1024
-    gzip_level: int = 3
+    gzip_level: int = 1
     link_ttl: dt.timedelta = dt.timedelta(hours=72)
     sheet_rows: int = 1_048_575
     timezone: str = "Europe/Paris"
