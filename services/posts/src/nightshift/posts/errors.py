@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from nightshift.common.errors import PermanentError
+from nightshift.common.errors import PermanentError, TransientError
 
 
 class PostRejected(PermanentError):
@@ -11,3 +11,7 @@ class PostRejected(PermanentError):
 
 class ExportRefused(PermanentError):
     """An export cannot be made as asked (unknown requester or format, range over the maximum)."""
+
+
+class ExportBusy(TransientError):
+    """Another delivery of the same export holds its lock; retried later."""

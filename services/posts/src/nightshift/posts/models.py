@@ -164,6 +164,9 @@ class Export(Base):
     storage_key: Mapped[str] = mapped_column(String(300))
     upload_id: Mapped[str | None] = mapped_column(String(300))
     total_rows: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    #: The first and last post ids of the export, fixed when it starts (None: it has no rows).
+    first_id: Mapped[int | None] = mapped_column(BigInteger)
+    last_id: Mapped[int | None] = mapped_column(BigInteger)
     rows: Mapped[int] = mapped_column(BigInteger, server_default="0")
     bytes: Mapped[int] = mapped_column(BigInteger, server_default="0")
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

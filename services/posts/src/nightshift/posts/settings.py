@@ -55,7 +55,7 @@ class PostsSettings(ServiceSettings):
     #: Exports: the longest date range an export may cover, in days (longer requests are refused).
     export_max_range_days: int = Field(default=366, ge=1, le=3660)
     #: Exports: compressed bytes per uploaded part (S3 needs at least 5 MiB for all parts but the last).
-    export_part_bytes: int = Field(default=8 * 1024 * 1024, ge=16 * 1024, le=512 * 1024 * 1024)
+    export_part_bytes: int = Field(default=5 * 1024 * 1024, ge=16 * 1024, le=512 * 1024 * 1024)
     #: Exports: gzip level of CSV exports (1 fastest … 9 smallest); 1 keeps up with COPY (bench/exports.py).
     export_gzip_level: int = Field(default=1, ge=1, le=9)
     #: Exports: how long the download link works, in seconds; the file is removed after that.

@@ -10,7 +10,7 @@ part and one batch of rows at a time, whatever the export's size.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,16 +37,32 @@ def copy_statement(query: ExportQuery, *, header: bool) -> str:
     return f"COPY ({query.select()}) TO STDOUT WITH ({options})"
 
 
-def csv_gzip_parts(connection: Any, query: ExportQuery, *, after: int, part_bytes: int, level: int) -> Iterator[Part]:
-    """Stream *query*'s rows after post id *after* as gzip parts of about *part_bytes* compressed bytes.
+def _no_progress(rows: int) -> None:
+    return None
+
+
+def csv_gzip_parts(
+    connection: Any,
+    query: ExportQuery,
+    *,
+    after: int,
+    upto: int,
+    part_bytes: int,
+    level: int,
+    header: bool = True,
+    on_rows: Callable[[int], None] = _no_progress,
+) -> Iterator[Part]:
+    """Stream *query*'s rows with post ids in (*after*, *upto*] as gzip parts of about *part_bytes* compressed bytes.
 
     Parameters:
       connection: A psycopg connection, inside a transaction whose time zone is set.
-      after: The last post id already exported (0 for none: the header line comes first).
+      after: The last post id already exported.
+      upto: The export's last post id.
       part_bytes: A part is cut at the first batch boundary past this size.
       level: The gzip level.
+      header: Start with the header line (the first part of an export).
+      on_rows: Called with the rows compressed so far by this call, after each batch.
     """
-    header = after == 0
     compressor = zlib.compressobj(level, zlib.DEFLATED, _GZIP)
     pending: list[bytes] = []
     pending_bytes = 0
@@ -54,7 +70,9 @@ def csv_gzip_parts(connection: Any, query: ExportQuery, *, after: int, part_byte
     last_id = after
     batch: list[Any] = []
     statement = copy_statement(query, header=header)
-    with connection.cursor() as cursor, cursor.copy(statement, {**query.params, "after": after}) as copy:
+    streamed = 0
+    params = {**query.params, "after": after, "upto": upto}
+    with connection.cursor() as cursor, cursor.copy(statement, params) as copy:
         for row in copy:
             batch.append(row)
             if len(batch) < BATCH_ROWS:
@@ -62,8 +80,10 @@ def csv_gzip_parts(connection: Any, query: ExportQuery, *, after: int, part_byte
             pending.append(compressor.compress(b"".join(batch)))
             pending_bytes += len(pending[-1])
             part_rows += len(batch)
+            streamed += len(batch)
             last_id = _post_id(batch[-1])
             batch.clear()
+            on_rows(streamed)
             if pending_bytes >= part_bytes:
                 pending.append(compressor.flush())
                 yield Part(b"".join(pending), part_rows, last_id)

@@ -1,7 +1,11 @@
 """What each kind of export selects: its columns, its rows, in post id order.
 
-Every export is ordered by post id and filtered ``p.id > %(after)s``, so one that
-stopped after a part resumes from that part's last id. Placeholders are
+Every export is ordered by post id and filtered ``p.id > %(after)s AND p.id <=
+%(upto)s``, so one that stopped after a part resumes from that part's last id. The
+bounds are the first and last post ids of the export, taken when it starts: they
+fix which posts it holds across a resume, and they let PostgreSQL read a date range
+through the primary key's index in id order instead of sorting the range (posts'
+ids grow with their time, so the id range is close to the date range). Placeholders are
 psycopg's: the queries run on the raw connection (``COPY`` takes no server-side
 parameters; psycopg merges them client-side).
 """
@@ -32,12 +36,12 @@ class ExportQuery:
         return [name for name, _ in self.columns]
 
     def select(self) -> str:
-        """The rows after post id ``%(after)s``, in post id order (the first column is the post id)."""
-        return f"{self.source} AND p.id > %(after)s ORDER BY p.id"
+        """The rows with post ids in ``(%(after)s, %(upto)s]``, in post id order (the first column is the post id)."""
+        return f"{self.source} AND p.id > %(after)s AND p.id <= %(upto)s ORDER BY p.id"
 
-    def count(self) -> str:
-        """How many rows the export has in all."""
-        return f"SELECT count(*) FROM ({self.source}) rows"  # noqa: S608 - built from constants
+    def bounds(self) -> str:
+        """How many rows the export has in all, and its first and last post ids."""
+        return f"SELECT count(*), min(post_id), max(post_id) FROM ({self.source}) rows"  # noqa: S608
 
 
 #: Columns of a post as its author sees it.

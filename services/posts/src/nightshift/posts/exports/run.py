@@ -16,6 +16,7 @@ import logging
 import os
 import uuid
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,11 +27,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from nightshift.common.contracts.posts import ExportRequest
 from nightshift.common.db.engine import transaction
 from nightshift.common.db.models import User
-from nightshift.common.errors import NotFound, TransientError
+from nightshift.common.errors import NotFound
 from nightshift.common.outbox import publish_in_transaction
 from nightshift.common.storage import Storage
 from nightshift.posts.autocommit import autocommit
-from nightshift.posts.errors import ExportRefused
+from nightshift.posts.errors import ExportBusy, ExportRefused
 from nightshift.posts.exports.csv_gzip import csv_gzip_parts
 from nightshift.posts.exports.queries import ExportQuery, export_query
 from nightshift.posts.exports.xlsx import PartSink, write_xlsx
@@ -47,16 +48,12 @@ FORMATS = {
 LOCK_NAMESPACE = "export:"
 
 
-class ExportBusy(TransientError):
-    """Another delivery of the same export holds its lock; retried later."""
-
-
 @dataclass(frozen=True)
 class ExportLimits:
     """The posts settings an export needs (see ``PostsSettings.export_*``)."""
 
     max_range_days: int = 366
-    part_bytes: int = 8 * 1024 * 1024
+    part_bytes: int = 5 * 1024 * 1024
     gzip_level: int = 1
     link_ttl: dt.timedelta = dt.timedelta(hours=72)
     sheet_rows: int = 1_048_575
@@ -176,9 +173,10 @@ def _claim(
         raw = session.connection().connection.driver_connection
         assert raw is not None
         with raw.cursor() as cursor:
-            cursor.execute(query.count(), query.params)
+            cursor.execute(query.bounds(), query.params)
             row = cursor.fetchone()
-        export.total_rows = int(row[0]) if row else 0
+        assert row is not None
+        export.total_rows, export.first_id, export.last_id = int(row[0]), row[1], row[2]
         return export.id, query, False
 
 
@@ -266,24 +264,42 @@ def _write_csv(
     key, upload_id = _start_upload(sessions, storage, export_id, fresh=False)
     with sessions() as session:
         done = _parts(session, export_id)
-        total = session.get(Export, export_id).total_rows  # type: ignore[union-attr]
+        export = session.get(Export, export_id)
+        assert export is not None
+        total, first_id, last_id = export.total_rows, export.first_id, export.last_id
     number = len(done)
     rows = sum(part.rows for part in done)
-    after = done[-1].last_id if done else 0
+    after = done[-1].last_id if done else (first_id or 1) - 1
     if done:
         logger.info("Resuming export %s after part %d (post %d, %d rows).", export_id, number, after, rows)
-    written = 0
+
+    def progress(streamed: int) -> None:
+        report(rows + streamed, max(total, rows + streamed), f"{number} parts uploaded")
+
+    written = uploaded = 0
     with sessions() as reading:
         reading.execute(text("SET LOCAL TIME ZONE 'UTC'"))
         raw = reading.connection().connection.driver_connection
-        for part in csv_gzip_parts(raw, query, after=after, part_bytes=limits.part_bytes, level=limits.gzip_level):
-            check_abort()
-            number += 1
-            tag = storage.upload_part(key, upload_id, number, part.data)
-            _record_part(sessions, export_id, number, part.rows, len(part.data), part.last_id, tag, attempt)
-            rows += part.rows
-            written += 1
-            report(rows, max(total, rows), f"part {number} uploaded")
+        parts = csv_gzip_parts(
+            raw,
+            query,
+            after=after,
+            upto=last_id or 0,
+            part_bytes=limits.part_bytes,
+            level=limits.gzip_level,
+            header=not done,
+            on_rows=progress,
+        )
+        with closing(parts):  # on an error, end the COPY before the session rolls back
+            for part in parts:
+                check_abort()
+                number += 1
+                tag = storage.upload_part(key, upload_id, number, part.data)
+                _record_part(sessions, export_id, number, part.rows, len(part.data), part.last_id, tag, attempt)
+                written += 1
+                uploaded += part.rows
+    rows += uploaded
+    report(rows, max(total, rows), f"{number} parts uploaded")
     return written
 
 
@@ -300,7 +316,9 @@ def _write_xlsx(
     """Write an XLSX export from the start into a new upload; return how many parts it has."""
     key, upload_id = _start_upload(sessions, storage, export_id, fresh=True)
     with sessions() as session:
-        total = session.get(Export, export_id).total_rows  # type: ignore[union-attr]
+        export = session.get(Export, export_id)
+        assert export is not None
+        total, last_id = export.total_rows, export.last_id
     numbers = [0]
 
     def send(data: bytes) -> None:
@@ -313,9 +331,9 @@ def _write_xlsx(
         report(rows, max(total, rows), "writing the workbook")
 
     with sessions() as reading:
-        reading.execute(text("SET LOCAL TIME ZONE 'UTC'"))
         raw = reading.connection().connection.driver_connection
-        rows = write_xlsx(raw, query, PartSink(limits.part_bytes, send), sheet_rows=limits.sheet_rows, on_rows=on_rows)
+        sink = PartSink(limits.part_bytes, send)
+        rows = write_xlsx(raw, query, sink, upto=last_id or 0, sheet_rows=limits.sheet_rows, on_rows=on_rows)
     with transaction(sessions) as session:
         session.execute(text("UPDATE exports SET rows = :r WHERE id = :e"), {"r": rows, "e": export_id})
     report(rows, rows, "workbook uploaded")

@@ -6,11 +6,14 @@ temporary file until the workbook closes, when the zip is assembled and written
 through :class:`PartSink` into the upload, part by part. A sheet holds at most
 Excel's 1,048,576 rows (a header and 1,048,575 rows); the next one continues.
 
-Cells go through the worksheet's undecorated ``_write_number`` / ``_write_string``
-/ ``_write_datetime``: the public methods wrap them with a decorator that parses
-"A1" notation on every call and costs as much as the write itself (measured:
-about 15,000 against 30,000 rows/s); XlsxWriter is pinned below its next major
-version for that reason, and the public methods are used if those ever go.
+Times and dates leave PostgreSQL as Excel serial numbers (days since 1899-12-30, in
+UTC), written as numbers with a date format: no Python ``datetime`` is made, by
+psycopg or by XlsxWriter, for any cell. Cells go through the worksheet's
+undecorated ``_write_number`` / ``_write_string``: the public methods wrap them
+with a decorator that parses "A1" notation on every call and costs as much as the
+write itself (measured: about 15,000 against 30,000 rows/s); XlsxWriter is pinned
+below its next major version for that reason, and the public methods are used if
+those ever go.
 
 Not resumable: the zip is only assembled at the end, from temporary files that do
 not survive the worker, so a redelivered XLSX export starts again from zero.
@@ -18,7 +21,6 @@ not survive the worker, so a redelivered XLSX export starts again from zero.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
@@ -30,6 +32,8 @@ from nightshift.posts.exports.queries import CellKind, ExportQuery
 FETCH_ROWS = 5000
 #: Rows between two progress callbacks.
 REPORT_EVERY = 10_000
+#: 1970-01-01 as an Excel serial day number.
+_UNIX_EPOCH_SERIAL = 25569
 
 
 class PartSink:
@@ -67,24 +71,41 @@ class PartSink:
         self.send(data)
 
 
+def spreadsheet_select(query: ExportQuery) -> str:
+    """*query*'s rows with times and dates as Excel serial numbers, numbers as floats."""
+    columns = []
+    for name, kind in query.columns:
+        if kind == "timestamp":
+            columns.append(f"CAST(extract(epoch FROM {name}) AS float8) / 86400.0 + {_UNIX_EPOCH_SERIAL}")
+        elif kind == "date":
+            columns.append(f"{name} - DATE '1970-01-01' + {_UNIX_EPOCH_SERIAL}")
+        elif kind == "float":
+            columns.append(f"CAST({name} AS float8)")
+        else:
+            columns.append(name)
+    return f"SELECT {', '.join(columns)} FROM ({query.select()}) rows ORDER BY post_id"  # noqa: S608
+
+
 def write_xlsx(
     connection: Any,
     query: ExportQuery,
     sink: PartSink,
     *,
+    upto: int,
     sheet_rows: int,
     on_rows: Callable[[int], None],
 ) -> int:
     """Write every row of *query* into a workbook streamed to *sink*; return the row count.
 
     Parameters:
-      connection: A psycopg connection inside a transaction whose time zone is set.
+      connection: A psycopg connection inside a transaction.
+      upto: The export's last post id.
       sheet_rows: Data rows per sheet (at most 1,048,575: Excel's limit less the header).
       on_rows: Called with the rows written so far, every :data:`REPORT_EVERY` rows.
     """
     workbook = xlsxwriter.Workbook(
         sink,
-        {"constant_memory": True, "remove_timezone": True, "strings_to_numbers": False, "strings_to_urls": False},
+        {"constant_memory": True, "strings_to_numbers": False, "strings_to_urls": False},
     )
     header = workbook.add_format({"bold": True})
     formats = {
@@ -98,7 +119,7 @@ def write_xlsx(
     line = 0
     with connection.cursor(name="nightshift_export_xlsx") as cursor:
         cursor.itersize = FETCH_ROWS
-        cursor.execute(query.select(), {**query.params, "after": 0})
+        cursor.execute(spreadsheet_select(query), {**query.params, "after": 0, "upto": upto})
         for record in cursor:
             if sheet is None or line > sheet_rows:
                 sheet = workbook.add_worksheet(f"Export {len(workbook.worksheets()) + 1}")
@@ -123,17 +144,11 @@ def _writer(sheet: Any, kind: CellKind, formats: dict[str, Any]) -> Callable[[in
     """The fastest way to write a cell of *kind* on *sheet* (see the module's docstring)."""
     number = getattr(sheet, "_write_number", None)
     string = getattr(sheet, "_write_string", None)
-    moment = getattr(sheet, "_write_datetime", None)
-    if number is None or string is None or moment is None:  # a future XlsxWriter: the public methods
-        number, string, moment = sheet.write_number, sheet.write_string, sheet.write_datetime
-    if kind == "int":
+    if number is None or string is None:  # a future XlsxWriter: the public methods
+        number, string = sheet.write_number, sheet.write_string
+    if kind in ("timestamp", "date"):
+        shown = formats[kind]
+        return lambda row, column, value: number(row, column, value, shown)
+    if kind in ("int", "float"):
         return lambda row, column, value: number(row, column, value, None)
-    if kind == "float":
-        return lambda row, column, value: number(row, column, float(value), None)
-    if kind == "timestamp":
-        timestamp = formats["timestamp"]
-        return lambda row, column, value: moment(row, column, value, timestamp)
-    if kind == "date":
-        day = formats["date"]
-        return lambda row, column, value: moment(row, column, dt.datetime.combine(value, dt.time()), day)
     return lambda row, column, value: string(row, column, value, None)

@@ -31,6 +31,8 @@ def upgrade() -> None:
         sa.Column("storage_key", sa.String(length=300), nullable=False),
         sa.Column("upload_id", sa.String(length=300), nullable=True),
         sa.Column("total_rows", sa.BigInteger(), server_default="0", nullable=False),
+        sa.Column("first_id", sa.BigInteger(), nullable=True),
+        sa.Column("last_id", sa.BigInteger(), nullable=True),
         sa.Column("rows", sa.BigInteger(), server_default="0", nullable=False),
         sa.Column("bytes", sa.BigInteger(), server_default="0", nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
