@@ -77,7 +77,7 @@ class ProgressReporter:
         """Write the latest report if it was not written yet."""
         if self.last is None or self.last is self._written:
             return
-        progress = store.Progress(self.last.done, self.last.total, self.last.note, store._now())
+        progress = store.Progress(self.last.done, self.last.total, self.last.note, store.now())
         store.write_progress(self.client, self.job_id, progress, attempt=self.attempt)
         self.last = self._written = progress
         self._written_at = time.monotonic() if now is None else now

@@ -72,7 +72,7 @@ class Progress:
         """The progress as Redis hash/stream fields (absent values left out)."""
         fields: dict[str | bytes, str | bytes | int | float] = {
             "done": str(self.done),
-            "at": (self.at or _now()).isoformat(),
+            "at": (self.at or now()).isoformat(),
         }
         if self.total is not None:
             fields["total"] = str(self.total)
@@ -182,7 +182,8 @@ def read_persisted(engine: Engine, job_id: str) -> StoredState | None:
     return StoredState(Progress(row.done, row.total, row.note, row.updated_at), row.result)
 
 
-def _now() -> dt.datetime:
+def now() -> dt.datetime:
+    """The current time, in UTC."""
     return dt.datetime.now(dt.UTC)
 
 
