@@ -1,6 +1,6 @@
 """job progress: a job's last reported progress and its result, kept when it ends
 
-Revision ID: 0004
+Revision ID: 0006
 Revises: 0002
 Create Date: 2026-11-29 18:00:00
 """
@@ -11,8 +11,9 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision = "0004"
-# 0003 (the ops service's job search) is on its own branch until merged; this one only needs 0001's job records.
+revision = "0006"
+# Main has 0003_gdpr, 0004 (job search) and 0005 since this branch was cut: at the merge, make this
+# revision follow 0005 (it only needs 0001's job records, so any order works).
 down_revision = "0002"
 branch_labels = None
 depends_on = None
