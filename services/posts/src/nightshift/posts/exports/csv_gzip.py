@@ -4,13 +4,16 @@ Each part is a complete gzip member (RFC 1952 allows a file of several; gzip,
 zcat and Python read them as one stream), so a part can be uploaded, recorded and,
 after a crash, continued from without the compressor's state: the next part is a
 new member that starts after the last row of the previous one. Memory holds one
-part and one batch of rows at a time, whatever the export's size.
+part and two batches of rows at a time, whatever the export's size. zlib releases
+the GIL while it compresses, so each batch is compressed in a thread of its own
+while the next one is read from ``COPY``.
 """
 
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,7 +54,7 @@ def csv_gzip_parts(
     level: int,
     header: bool = True,
     on_rows: Callable[[int], None] = _no_progress,
-) -> Iterator[Part]:
+) -> Generator[Part, None, None]:
     """Stream *query*'s rows with post ids in (*after*, *upto*] as gzip parts of about *part_bytes* compressed bytes.
 
     Parameters:
@@ -64,39 +67,66 @@ def csv_gzip_parts(
       on_rows: Called with the rows compressed so far by this call, after each batch.
     """
     compressor = zlib.compressobj(level, zlib.DEFLATED, _GZIP)
-    pending: list[bytes] = []
-    pending_bytes = 0
-    part_rows = -1 if header else 0  # the header line is not a row
+    pending: list[bytes] = []  # compressed since the last cut
+    pending_bytes = part_rows = streamed = 0
+    unflushed = False  # something was given to the compressor since the last cut
     last_id = after
-    batch: list[Any] = []
-    statement = copy_statement(query, header=header)
-    streamed = 0
+    header_pending = header
     params = {**query.params, "after": after, "upto": upto}
-    with connection.cursor() as cursor, cursor.copy(statement, params) as copy:
-        for row in copy:
-            batch.append(row)
-            if len(batch) < BATCH_ROWS:
-                continue
-            pending.append(compressor.compress(b"".join(batch)))
+    # zlib lets go of the GIL while it compresses: batch n is compressed in a thread of
+    # its own while this one reads batch n + 1 from COPY. One batch in flight at most.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="export-gzip") as pool:
+        flight: tuple[Future[bytes], int, int] | None = None
+
+        def land() -> None:
+            nonlocal flight, pending_bytes, part_rows, streamed, last_id
+            if flight is None:
+                return
+            compressed, rows, batch_last = flight
+            flight = None
+            pending.append(compressed.result())
             pending_bytes += len(pending[-1])
-            part_rows += len(batch)
-            streamed += len(batch)
-            last_id = _post_id(batch[-1])
-            batch.clear()
+            part_rows += rows
+            streamed += rows
+            last_id = batch_last
             on_rows(streamed)
-            if pending_bytes >= part_bytes:
-                pending.append(compressor.flush())
-                yield Part(b"".join(pending), part_rows, last_id)
-                compressor = zlib.compressobj(level, zlib.DEFLATED, _GZIP)
-                pending, pending_bytes, part_rows = [], 0, 0
-    if batch:
-        pending.append(compressor.compress(b"".join(batch)))
-        part_rows += len(batch)
-        if part_rows > 0:
-            last_id = _post_id(batch[-1])
-    if batch or part_rows > 0 or pending_bytes:
-        pending.append(compressor.flush())
-        yield Part(b"".join(pending), part_rows, last_id)
+
+        def launch(batch: list[Any]) -> None:
+            nonlocal flight, header_pending, unflushed
+            rows = len(batch) - (1 if header_pending else 0)  # the header line is not a row
+            header_pending = False
+            unflushed = True
+            flight = (pool.submit(compressor.compress, b"".join(batch)), rows, _post_id(batch[-1]) if rows else last_id)
+
+        def seal() -> Part:
+            """End the gzip member: everything compressed since the last cut is one part."""
+            nonlocal compressor, pending, pending_bytes, part_rows, unflushed
+            pending.append(compressor.flush())
+            part = Part(b"".join(pending), part_rows, last_id)
+            compressor = zlib.compressobj(level, zlib.DEFLATED, _GZIP)
+            pending, pending_bytes, part_rows, unflushed = [], 0, 0, False
+            return part
+
+        batch: list[Any] = []
+        statement = copy_statement(query, header=header)
+        with connection.cursor() as cursor, cursor.copy(statement, params) as copy:
+            for row in copy:
+                batch.append(row)
+                if len(batch) < BATCH_ROWS:
+                    continue
+                land()
+                if pending_bytes >= part_bytes:
+                    yield seal()
+                launch(batch)
+                batch = []
+        land()
+        if batch and pending_bytes >= part_bytes:
+            yield seal()
+        if batch:
+            launch(batch)
+            land()
+    if unflushed:
+        yield seal()
 
 
 def _post_id(row: Any) -> int:
