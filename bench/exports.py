@@ -228,7 +228,11 @@ def moto_process(port: int) -> subprocess.Popen[bytes]:
         stderr=subprocess.DEVNULL,
     )
     client = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1")
-    wait_for(lambda: _try(lambda: client.create_bucket(Bucket="bench-exports")), timeout=30, what="moto to answer")
+    try:
+        wait_for(lambda: _try(lambda: client.create_bucket(Bucket="bench-exports")), timeout=30, what="moto to answer")
+    except BaseException:
+        stop_processes([process], grace_s=5)
+        raise
     return process
 
 
