@@ -24,6 +24,7 @@ import datetime as dt
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import time
@@ -305,6 +306,7 @@ def main() -> int:
                     )
         finally:
             stop_processes([moto], grace_s=5)
+            shutil.rmtree(storage, ignore_errors=True)  # the exports written: over a gigabyte
     ceiling = median([m.rows_per_s for m in results["raw COPY (ceiling)"]])
     print(
         f"\nLoad average at the start: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; at the end: "
