@@ -28,6 +28,10 @@ def redis_server(workdir: Path) -> Iterator[str]:
         server.stop()
 
 
+#: Connections of the test PostgreSQL.
+MAX_CONNECTIONS = 400
+
+
 @contextmanager
 def postgres_server(workdir: Path) -> Iterator[str]:
     """Yield the URL of a fresh, empty database, dropped (or deleted with its server) afterwards."""
@@ -47,7 +51,10 @@ def postgres_server(workdir: Path) -> Iterator[str]:
     runtime_dir_default()
     # Not under pytest's temp folder: concurrent pytest sessions prune each other's old folders
     # there, and its 0700 permissions would have to be opened to the postgres system user.
-    server = EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="nightshift-pg-")) / "pg", keep=False).start()
+    # The whole suite starts many workers and brokers, each with its small pools: more than 100 at once.
+    server = EmbeddedPostgres(
+        Path(tempfile.mkdtemp(prefix="nightshift-pg-")) / "pg", keep=False, max_connections=MAX_CONNECTIONS
+    ).start()
     try:
         yield server.create_database("nightshift_test")
     finally:

@@ -133,6 +133,8 @@ class EmbeddedPostgres:
 
     data_dir: Path
     keep: bool = True
+    #: Connections the server accepts (PostgreSQL's default is 100); set before it serves.
+    max_connections: int | None = None
     _server: object | None = None
 
     def start(self) -> EmbeddedPostgres:
@@ -149,8 +151,19 @@ class EmbeddedPostgres:
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            if self.max_connections is not None:
+                # max_connections needs a restart: start once to initialise, set it, stop, start again.
+                self._server = get_server(self.data_dir, cleanup_mode="stop")
+                self._set_max_connections(self.max_connections)
+                self._server.cleanup()  # type: ignore[attr-defined]
             self._server = get_server(self.data_dir, cleanup_mode="stop" if self.keep else "delete")
         return self
+
+    def _set_max_connections(self, count: int) -> None:
+        import psycopg
+
+        with psycopg.connect(self.url, autocommit=True) as connection:
+            connection.execute(f"ALTER SYSTEM SET max_connections = {int(count)}")
 
     @property
     def url(self) -> str:
