@@ -109,6 +109,25 @@ def test_unknown_queue_job_and_schedule_are_404_and_a_malformed_id_is_422(
     assert client.post("/api/schedules/nope/pause", headers=headers).status_code == 404
 
 
+def test_a_job_answers_its_status_and_its_event_stream_through_the_api(
+    client: TestClient, tokens: dict[str, str], broker: NightshiftRedisBroker
+) -> None:
+    headers = bearer(tokens["read"])
+    message = ops_touch.send(path="/nonexistent/queued")  # no worker: it waits in its queue
+
+    job = client.get(f"/api/jobs/{message.message_id}", headers=headers)
+    assert job.status_code == 200
+    assert (job.json()["job_id"], job.json()["status"]) == (message.message_id, "queued")
+    assert "progress" in job.json() and "result" in job.json()
+
+    unknown = str(uuid.uuid4())
+    assert client.get(f"/api/jobs/{unknown}/events", headers=headers).status_code == 404
+    assert client.get(f"/api/jobs/{unknown}/events").status_code == 401
+    # A client that saw the final event and reconnects is told the stream is over.
+    final = client.get(f"/api/jobs/{message.message_id}/events", headers={**headers, "Last-Event-ID": "final"})
+    assert final.status_code == 204
+
+
 def test_a_failing_job_is_searchable_with_its_attempts_error_and_traceback(
     client: TestClient, tokens: dict[str, str], run_worker: Any, ctx: OpsContext, broker: NightshiftRedisBroker
 ) -> None:

@@ -11,8 +11,11 @@ import datetime as dt
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
+from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, Field
 
+from nightshift.common import jobs as common_jobs
+from nightshift.common.errors import UnknownJob
 from nightshift.ops import actions, alert_views, views
 from nightshift.ops.accounts import Principal
 from nightshift.ops.jobs import STATUSES, JobFilters, parse_cursor, parse_job_id
@@ -103,12 +106,38 @@ def jobs(
     return views.job_search(context(request), filters, limit=limit)
 
 
-@router.get("/jobs/{job_id}", summary="A job: arguments, attempts, error, traceback, trigger, trace link")
+@router.get(
+    "/jobs/{job_id}", summary="A job: status, progress, result, arguments, attempts, error, traceback, trace link"
+)
 def job(request: Request, job_id: str, who: Reader) -> dict[str, Any]:
-    found = views.job(context(request), job_id)
-    if found is None:
-        raise HTTPException(404, f"no job with id {job_id!r} in the job records")
-    return found
+    ctx = context(request)
+    found = views.job(ctx, job_id)  # a malformed id is refused here (422)
+    try:
+        status = common_jobs.job_status(job_id, engine=ctx.engine, redis=ctx.app_redis, broker=ctx.broker)
+    except UnknownJob:
+        raise HTTPException(404, f"no job with id {job_id!r} in the job records or the queues") from None
+    # A job still in its queue has no record yet: its status, progress and result are all there is.
+    return {**status.as_dict(), **(found or {})}
+
+
+@router.get("/jobs/{job_id}/events", summary="Server-sent events: the job's progress, then its final status")
+def job_events(
+    request: Request, job_id: str, who: Reader, last_event_id: Annotated[str | None, Header()] = None
+) -> Response:
+    if last_event_id == common_jobs.FINAL_EVENT_ID:
+        return Response(status_code=204)  # the stream had ended: tells EventSource to stop reconnecting
+    ctx = context(request)
+    try:
+        updates = common_jobs.open_job_events(
+            job_id, engine=ctx.engine, redis=ctx.app_redis, broker=ctx.broker, last_event_id=last_event_id
+        )
+    except UnknownJob:
+        raise HTTPException(404, f"no job with id {job_id!r} in the job records or the queues") from None
+    return StreamingResponse(
+        common_jobs.sse_stream(updates),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
 
 
 @router.post("/jobs/{job_id}/revoke", summary="Revoke a job (it never starts); terminate aborts a running one")

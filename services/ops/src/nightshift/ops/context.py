@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import redis
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from nightshift.common.redis_broker import NightshiftRedisBroker
@@ -39,6 +40,14 @@ class OpsContext:
     broker: NightshiftRedisBroker
     app_redis: redis.Redis[bytes]
     pools: dict[str, tuple[str, ...]] = field(default_factory=service_queues)
+
+    @property
+    def engine(self) -> Engine:
+        """The engine behind :attr:`sessions` (for the library's job status, which reads with it)."""
+        bind = self.sessions.kw["bind"]
+        if not isinstance(bind, Engine):
+            raise TypeError("the ops sessionmaker is not bound to an engine")
+        return bind
 
     @classmethod
     def build(
