@@ -76,7 +76,7 @@ class Metrics(Middleware):
         labels = (q_name(message.queue_name), message.actor_name)
         with self._lock:
             started = self._started.pop(message.message_id, None)
-        self.in_progress.labels(*labels).dec()
-        if started is not None:
+        if started is not None:  # None: skipped before this middleware saw it start (a refused message)
+            self.in_progress.labels(*labels).dec()
             self.duration.labels(*labels).observe(time.perf_counter() - started)
         self.processed.labels(*labels, outcome).inc()
