@@ -49,7 +49,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +60,7 @@ from dramatiq.brokers.redis import RedisBroker
 from sqlalchemy import Engine, text
 
 from bench._common import ROOT, WORKDIR, Servers, header, median, percentile, servers
-from bench.noop_service import NOOP, SERVICE, Nothing
+from bench.noop_service import NAP, NOOP, SERVICE, STAMP, STAMPS_KEY, Nap, Nothing
 from nightshift.common.db.engine import make_engine
 from nightshift.common.redis_keys import RedisKeys
 
@@ -72,8 +73,12 @@ KEYS = RedisKeys()
 #: Where the enqueued messages' ids wait while the workers start (outside Dramatiq's namespace).
 STAGED_KEY = "bench:staged"
 
-#: The list the stamping actor pushes its start times to.
-STAMPS_KEY = "bench:stamps"
+
+#: The publish-while-draining publisher's handshake keys (outside Dramatiq's namespace).
+READY_KEY, GO_KEY, STOP_KEY = "bench:publisher-ready", "bench:publisher-go", "bench:publisher-stop"
+
+#: Between two timed publications while the workers drain.
+PUBLISH_GAP_S = 0.002
 
 #: How often the drained condition is polled.
 POLL_INTERVAL_S = 0.005
@@ -198,28 +203,39 @@ def control_client(url: str | None = None) -> redis.Redis[bytes]:
 # --- subprocess roles -----------------------------------------------------------------
 
 
-def role_enqueue(stack: str, messages: int) -> None:
-    """Enqueue *messages* no-op messages through *stack*'s broker (records included)."""
+def role_enqueue(stack: str, messages: int, task_ms: float = 0.0) -> None:
+    """Enqueue *messages* messages through *stack*'s broker (records included).
+
+    No-op messages, or with *task_ms* messages of the actor that sleeps that long.
+    """
     if stack.startswith("dramatiq"):
         from bench import bare_dramatiq
 
         broker: dramatiq.Broker = bare_dramatiq.broker
 
         def send() -> None:
-            bare_dramatiq.bench_noop.send()
+            if task_ms:
+                bare_dramatiq.bench_nap.send(task_ms)
+            else:
+                bare_dramatiq.bench_noop.send()
     else:
         broker = make_broker(stack)
         nothing = Nothing()
+        nap = Nap(ms=task_ms)
 
         def send() -> None:
-            NOOP.send(nothing, broker=broker)
+            if task_ms:
+                NAP.send(nap, broker=broker)
+            else:
+                NOOP.send(nothing, broker=broker)
 
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     for _ in range(messages):
         send()
     elapsed = time.perf_counter() - started
-    broker.close()
-    print(json.dumps({"enqueue_per_s": messages / elapsed}))
+    broker.close()  # flushes the "queued" job records: their CPU counts too
+    cpu_us = (time.process_time() - cpu_started) / messages * 1e6
+    print(json.dumps({"enqueue_per_s": messages / elapsed, "enqueue_cpu_us": cpu_us}))
 
 
 def role_serve(stack: str, threads: int) -> None:
@@ -228,8 +244,12 @@ def role_serve(stack: str, threads: int) -> None:
     Raises:
       ValueError: For a stack that is not a deployed Nightshift worker.
     """
+    from bench import redis_calls
+    from bench.gc_pause import install_gc_timer
     from nightshift.common.worker import run_worker
 
+    install_gc_timer()
+    redis_calls.install()
     if apply_variant(stack) != "nightshift":
         raise ValueError(f"{stack!r} is not a Nightshift worker stack")
     sys.exit(run_worker(SERVICE, threads=threads, health_port=0))
@@ -258,15 +278,23 @@ def role_pickup(stack: str, threads: int, count: int) -> None:
     print(json.dumps({"latencies_ms": latencies_ms}))
 
 
-def role_publish(stack: str, count: int) -> None:
-    """Time *count* publications of ``user.registered`` (or bare sends for ``dramatiq``)."""
+def role_publish(stack: str, count: int, synchronized: bool = False) -> None:
+    """Time *count* publications of ``user.registered`` (or bare sends for ``dramatiq``).
+
+    *synchronized* (the publish-while-draining measurement): after the warm-up,
+    say so on :data:`READY_KEY`, wait for :data:`GO_KEY`, then publish one call
+    every :data:`PUBLISH_GAP_S` until *count* calls or :data:`STOP_KEY`.
+    """
     broker = make_broker(stack)
     if stack.startswith("dramatiq"):
-        control = control_client()
-        noop = declare_actors(broker, control)["noop"]
+
+        def sink(user_id: int) -> None:
+            """Never runs: its queue has no consumer (it must not feed the queue being drained)."""
+
+        sink_actor = dramatiq.actor(queue_name="bench_sink", actor_name="bench_sink", broker=broker)(sink)
 
         def call(user_id: int) -> None:
-            noop.send(user_id)
+            sink_actor.send(user_id)
     else:
         from nightshift.common.events import publish
 
@@ -275,13 +303,46 @@ def role_publish(stack: str, count: int) -> None:
 
     for user_id in range(1, 201):  # warm-up: imports, script loading, connections
         call(user_id)
+    control: redis.Redis[bytes] | None = control_client() if synchronized else None
+    if control is not None:
+        control.rpush(READY_KEY, "1")
+        control.blpop([GO_KEY], timeout=120)
     latencies_ms = []
     for user_id in range(1000, 1000 + count):
         started = time.perf_counter_ns()
         call(user_id)
         latencies_ms.append((time.perf_counter_ns() - started) / 1e6)
+        if control is not None:
+            if user_id % 20 == 0 and control.exists(STOP_KEY):
+                break
+            time.sleep(PUBLISH_GAP_S)
     broker.close()
     print(json.dumps({"latencies_ms": latencies_ms}))
+
+
+def role_publish_many(stack: str, count: int, batch: int) -> None:
+    """Publish *count* ``user.registered`` events in batches of *batch*; print events per second.
+
+    With a checkout that has no ``publish_many`` (the "before"), one ``publish`` per event.
+    """
+    make_broker(stack)
+    from nightshift.common import events
+
+    publish_many = getattr(events, "publish_many", None)
+
+    def send(user_ids: range) -> None:
+        if publish_many is not None:
+            publish_many("user.registered", [{"user_id": n} for n in user_ids])
+        else:
+            for n in user_ids:
+                events.publish("user.registered", {"user_id": n})
+
+    send(range(1, 201))  # warm-up
+    started = time.perf_counter()
+    for first in range(1000, 1000 + count, batch):
+        send(range(first, min(first + batch, 1000 + count)))
+    elapsed = time.perf_counter() - started
+    print(json.dumps({"events_per_s": count / elapsed, "batched": publish_many is not None}))
 
 
 # --- the driver -----------------------------------------------------------------------
@@ -315,11 +376,15 @@ def process_tree_cpu_s(roots: Sequence[int]) -> float:
 class Driver:
     """Runs the subprocesses and watches Redis, PostgreSQL and ``/proc`` from outside."""
 
-    def __init__(self, servers: Servers) -> None:
+    def __init__(self, servers: Servers, *, code: Path | None = None) -> None:
         from nightshift.common.settings import with_redis_db
 
         self.env = servers.env()
-        self.env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), self.env.get("PYTHONPATH")]))
+        # ``code``: another checkout whose nightshift.common the subprocesses import
+        # instead of this one's (the "before" of a before/after comparison).
+        self.code = code
+        paths = [str(ROOT), str(code / "libs" / "common" / "src") if code else None, self.env.get("PYTHONPATH")]
+        self.env["PYTHONPATH"] = os.pathsep.join(filter(None, paths))
         self.broker_url = with_redis_db(servers.redis_url, 1)
         self.env["BENCH_BROKER_URL"] = self.broker_url
         self.client = control_client(self.broker_url)
@@ -374,38 +439,38 @@ class Driver:
             done = connection.execute(text("SELECT count(*) FROM job_records WHERE status = 'done'")).scalar_one()
         return int(audit), int(done)
 
-    def drain(self, stack: str, messages: int, processes: int, threads: int) -> dict[str, float]:
-        """One drain run: enqueue and set aside, start the workers, put the messages back, time the drain."""
+    def drain(
+        self,
+        stack: str,
+        messages: int,
+        processes: int,
+        threads: int,
+        *,
+        task_ms: float = 0.0,
+        publish_during: int = 0,
+        on_go: Callable[[list[int]], Callable[[], None]] | None = None,
+    ) -> dict[str, Any]:
+        """One drain run: enqueue and set aside, start the workers, put the messages back, time the drain.
+
+        Parameters:
+          task_ms: Messages of the actor that sleeps this long instead of no-ops.
+          publish_during: Time up to this many publications (one every
+            :data:`PUBLISH_GAP_S`) from another process while the workers drain.
+          on_go: Called with the worker pids just before the messages are put back;
+            what it returns is called once the queue is drained (a profiler's stop).
+        """
         self.reset()
-        enqueued = self.run_json("_enqueue", stack, messages)
+        enqueued = self.run_json("_enqueue", stack, messages, task_ms)
         queued = int(self.client.llen(KEYS.queue(QUEUE)))
         if queued != messages:
             raise RuntimeError(f"expected {messages} queued messages, found {queued}")
         self.client.rename(KEYS.queue(QUEUE), STAGED_KEY)  # type: ignore[no-untyped-call]
         # Only the workers' heartbeats count from here on (bare Dramatiq's enqueue writes one).
         self.client.delete(KEYS.heartbeats())
-        # The workers' own logs go to a file beside the run, not into the report.
-        log = (self.cwd / f"{stack.replace(':', '_')}-workers.log").open("ab")
-        workers = [
-            subprocess.Popen(
-                self.worker_command(stack, threads), env=self.env, cwd=self.cwd, stdout=log, stderr=subprocess.STDOUT
-            )
-            for _ in range(processes)
-        ]
-
-        def alive() -> None:
-            if any(process.poll() is not None for process in workers):
-                raise RuntimeError("a worker process exited during the run")
-
-        try:
-
-            def ready() -> bool:
-                alive()
-                return int(self.client.zcard(KEYS.heartbeats())) >= processes
-
-            wait_until(ready, timeout_s=120, interval_s=0.05)
-            time.sleep(SETTLE_S)
-            pids = [process.pid for process in workers]
+        with self.workers(stack, processes, threads) as (pids, alive):
+            stop_probe = on_go(pids) if on_go else None
+            publisher = self.start_publisher(stack, publish_during) if publish_during else None
+            commands_at_go = self.commands()
             cpu_at_go = process_tree_cpu_s(pids)
             with self.client.pipeline(transaction=True) as pipe:
                 pipe.rename(STAGED_KEY, KEYS.queue(QUEUE))
@@ -426,17 +491,108 @@ class Driver:
 
             wait_until(drained, timeout_s=600, interval_s=POLL_INTERVAL_S)
             finished = time.perf_counter()
-            result = {
+            if stop_probe is not None:
+                stop_probe()
+            publish_ms = publisher() if publisher is not None else None
+            result: dict[str, Any] = {
                 "steady_msgs_per_s": messages * (STEADY_FROM - STEADY_TO) / (marks["to"] - marks["from"]),
                 "msgs_per_s": messages / (finished - go),
                 "seconds": finished - go,
                 "enqueue_per_s": enqueued["enqueue_per_s"],
+                "enqueue_cpu_us": enqueued["enqueue_cpu_us"],
             }
             if stack.startswith("nightshift") and "JobRecords" not in stack:
                 # Every message has its audit row and its job record, done: checked after each run.
                 wait_until(lambda: self.records() == (messages, messages), timeout_s=120, interval_s=0.02)
                 result["records_lag_s"] = time.perf_counter() - finished
             result["worker_cpu_us_per_msg"] = (process_tree_cpu_s(pids) - cpu_at_go) / messages * 1e6
+            result["redis_commands_per_msg"] = commands_delta(commands_at_go, self.commands()) / messages
+            if publish_ms is not None:
+                result["publish_ms"] = publish_ms
+        return result
+
+    def start_publisher(self, stack: str, count: int) -> Callable[[], list[float]]:
+        """Start a publisher ready to time *count* calls on :data:`GO_KEY`; give it the go.
+
+        Returns a function that stops it and returns its latencies (ms).
+        """
+        self.client.delete(READY_KEY, GO_KEY, STOP_KEY)
+        process = subprocess.Popen(
+            self.command("_publish", stack, count, "1"),
+            env=self.env,
+            cwd=self.cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        if self.client.blpop([READY_KEY], timeout=60) is None:
+            process.kill()
+            raise RuntimeError(f"the publisher did not start: {process.communicate()[1][-2000:]}")
+        self.client.rpush(GO_KEY, "1")
+
+        def stop() -> list[float]:
+            self.client.rpush(STOP_KEY, "1")
+            out, err = process.communicate(timeout=120)
+            if process.returncode != 0:
+                raise RuntimeError(f"the publisher failed:\n{err[-3000:]}")
+            latencies: list[float] = json.loads(out.strip().splitlines()[-1])["latencies_ms"]
+            return latencies
+
+        return stop
+
+    def sender(
+        self, stack: str, actor: str = STAMP.actor_name, *, queue: str = QUEUE, **kwargs: Any
+    ) -> Callable[[], None]:
+        """Send one message to *actor* on *queue*, through a broker of *stack*'s kind.
+
+        No middleware on either side: both pay the same for the send, what differs
+        is the workers' pickup.
+        """
+        from nightshift.common.redis_broker import NightshiftRedisBroker
+
+        broker: dramatiq.Broker
+        if stack.startswith("dramatiq"):
+            broker = RedisBroker(url=self.broker_url, middleware=[])  # type: ignore[no-untyped-call]
+        else:
+            broker = NightshiftRedisBroker(url=self.broker_url, middleware=[])
+
+        def send() -> None:
+            broker.enqueue(dramatiq.Message(queue_name=queue, actor_name=actor, args=(), kwargs=kwargs, options={}))
+
+        return send
+
+    def commands(self) -> dict[str, int]:
+        """Redis's ``INFO commandstats`` calls by command (the server is the benchmark's own)."""
+        stats = self.client.info("commandstats")
+        return {name.removeprefix("cmdstat_"): int(value["calls"]) for name, value in stats.items()}
+
+    @contextmanager
+    def workers(self, stack: str, processes: int, threads: int) -> Iterator[tuple[list[int], Callable[[], None]]]:
+        """Start *stack*'s worker processes, wait until each has beaten and idled :data:`SETTLE_S`.
+
+        Yields the pids and a check that raises if one has exited; stops them on exit.
+        """
+        # The workers' own logs go to a file beside the run, not into the report.
+        log = (self.cwd / f"{stack.replace(':', '_')}-workers.log").open("ab")
+        workers = [
+            subprocess.Popen(
+                self.worker_command(stack, threads), env=self.env, cwd=self.cwd, stdout=log, stderr=subprocess.STDOUT
+            )
+            for _ in range(processes)
+        ]
+
+        def alive() -> None:
+            if any(process.poll() is not None for process in workers):
+                raise RuntimeError("a worker process exited during the run")
+
+        def ready() -> bool:
+            alive()
+            return int(self.client.zcard(KEYS.heartbeats())) >= processes
+
+        try:
+            wait_until(ready, timeout_s=120, interval_s=0.05)
+            time.sleep(SETTLE_S)
+            yield [process.pid for process in workers], alive
         finally:
             for process in workers:
                 if process.poll() is None:
@@ -448,7 +604,96 @@ class Driver:
                     process.kill()
                     process.wait()
             log.close()
+
+    def idle(
+        self,
+        stack: str,
+        processes: int,
+        threads: int,
+        seconds: float,
+        *,
+        pickups: int = 0,
+        probe: Callable[[list[int]], Callable[[], Any]] | None = None,
+    ) -> dict[str, Any]:
+        """Idle workers: CPU and Redis commands per second per process over *seconds*, then pickups.
+
+        Parameters:
+          pickups: Messages sent one at a time after random pauses of 0 to 1 s; the
+            time from just before the send until the actor starts is reported.
+          probe: Started with the pids at the start of the idle period; what it
+            returns is called at its end (a profiler), and its answer returned.
+        """
+        from bench import redis_calls
+
+        self.reset()
+        self.client.delete(KEYS.heartbeats())
+        calls_dir = self.cwd / "redis-calls" / f"{stack.replace(':', '_')}-{time.time_ns()}"
+        calls_dir.mkdir(parents=True)
+        self.env[redis_calls.COUNT_FILE_ENV] = str(calls_dir)
+        try:
+            with self.workers(stack, processes, threads) as (pids, alive):
+                return self._idle(stack, pids, alive, seconds, pickups, probe, calls_dir)
+        finally:
+            self.env.pop(redis_calls.COUNT_FILE_ENV, None)
+
+    def _idle(
+        self,
+        stack: str,
+        pids: list[int],
+        alive: Callable[[], None],
+        seconds: float,
+        pickups: int,
+        probe: Callable[[list[int]], Callable[[], Any]] | None,
+        calls_dir: Path,
+    ) -> dict[str, Any]:
+        from bench import redis_calls
+
+        processes = len(pids)
+        stop_probe = probe(pids) if probe else None
+        # The processes write their call counts every half second: the window's ends
+        # are read as they were written (within half a second of the window's).
+        calls_before = redis_calls.read(calls_dir)
+        commands_before = self.commands()
+        cpu_before = process_tree_cpu_s(pids)
+        started = time.perf_counter()
+        time.sleep(seconds)
+        elapsed = time.perf_counter() - started
+        cpu = process_tree_cpu_s(pids) - cpu_before
+        commands = commands_delta(commands_before, self.commands(), by_command=True)
+        calls = redis_calls.read(calls_dir) - calls_before
+        result: dict[str, Any] = {
+            "redis_calls_per_s_per_process": calls / elapsed / processes,
+            "cpu_ms_per_s_per_process": cpu / elapsed / processes * 1000,
+            "redis_commands_per_s_per_process": sum(commands.values()) / elapsed / processes,
+            "redis_commands": {name: count / elapsed / processes for name, count in commands.items()},
+        }
+        if stop_probe is not None:
+            result["probe"] = stop_probe()
+        if pickups:
+            rng = random.Random(7)
+            sender = self.sender(stack)
+            latencies_ms = []
+            for _ in range(pickups):
+                time.sleep(rng.uniform(0.0, 1.0))
+                alive()
+                sent = time.time()
+                sender()
+                popped = self.client.blpop([STAMPS_KEY], timeout=10)
+                if popped is None:
+                    raise RuntimeError("a stamp message was not processed within 10 s")
+                latencies_ms.append((float(popped[1]) - sent) * 1000)
+            result["pickup_ms"] = latencies_ms
         return result
+
+
+def commands_delta(before: dict[str, int], after: dict[str, int], *, by_command: bool = False) -> Any:
+    """Commands Redis ran between two :meth:`Driver.commands` readings (all of them, or by command).
+
+    ``INFO`` itself (the readings) is left out.
+    """
+    delta = {name: calls - before.get(name, 0) for name, calls in after.items() if name != "info"}
+    delta = {name: calls for name, calls in delta.items() if calls}
+    return delta if by_command else sum(delta.values())
 
 
 def wait_until(predicate: Callable[[], bool], *, timeout_s: float, interval_s: float) -> None:
@@ -571,10 +816,11 @@ def main(argv: list[str] | None = None) -> int:
 def dispatch(argv: list[str]) -> int:
     """Run a subprocess role (``_enqueue``, ``_serve``, ``_pickup``, ``_publish``) or the driver."""
     roles: dict[str, Callable[..., None]] = {
-        "_enqueue": lambda stack, n: role_enqueue(stack, int(n)),
+        "_enqueue": lambda stack, n, task_ms="0": role_enqueue(stack, int(n), float(task_ms)),
         "_serve": lambda stack, threads: role_serve(stack, int(threads)),
         "_pickup": lambda stack, threads, n: role_pickup(stack, int(threads), int(n)),
-        "_publish": lambda stack, n: role_publish(stack, int(n)),
+        "_publish": lambda stack, n, synchronized="": role_publish(stack, int(n), bool(synchronized)),
+        "_publish_many": lambda stack, n, batch: role_publish_many(stack, int(n), int(batch)),
     }
     if argv and argv[0] in roles:
         roles[argv[0]](*argv[1:])

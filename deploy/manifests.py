@@ -132,6 +132,9 @@ def deployment(service: Deployed, config: dict[str, str]) -> dict[str, Any]:
         "securityContext": container_security(),
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],  # noqa: S108 - the one writable path
     }
+    containers = [container]
+    if service.worker_beside:
+        containers.append(worker_container(service, container))
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -148,11 +151,25 @@ def deployment(service: Deployed, config: dict[str, str]) -> dict[str, Any]:
                     "automountServiceAccountToken": False,
                     "terminationGracePeriodSeconds": termination_grace_seconds(config),
                     "securityContext": pod_security(),
-                    "containers": [container],
+                    "containers": containers,
                     "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": service.tmp_size}}],
                 },
             },
         },
+    }
+
+
+def worker_container(service: Deployed, web: dict[str, Any]) -> dict[str, Any]:
+    """The second container of a web service's pod: ``nightshift worker <name>`` on health port + 1."""
+    probe = {"httpGet": {"path": "/livez", "port": "worker-health"}, "periodSeconds": 10, "timeoutSeconds": 3}
+    return {
+        **web,
+        "name": f"{service.name}-worker",
+        "command": ["nightshift", "worker", service.name, "--health-port", str(service.health_port + 1)],
+        "ports": [{"name": "worker-health", "containerPort": service.health_port + 1, "protocol": "TCP"}],
+        "startupProbe": {**probe, "periodSeconds": 2, "failureThreshold": 30},
+        "livenessProbe": {**probe, "failureThreshold": 3},
+        "readinessProbe": {**probe, "httpGet": {"path": "/readyz", "port": "worker-health"}, "failureThreshold": 2},
     }
 
 

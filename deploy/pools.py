@@ -72,6 +72,9 @@ class Deployed:
       ingress_from: Namespaces allowed to reach its port beside the monitoring one.
       pool: Its autoscaling, for a worker pool.
       tmp_size: Size limit of its writable ``/tmp``.
+      worker_beside: A web service whose actors run in a second container of the same pod
+        (``nightshift worker <name>``, health on ``health_port + 1``), as its spec's
+        ``separate_worker`` says; its pool then scales those pods.
     """
 
     name: str
@@ -86,6 +89,7 @@ class Deployed:
     ingress_from: tuple[str, ...] = ()
     pool: Pool | None = None
     tmp_size: str = "64Mi"
+    worker_beside: bool = False
 
     @property
     def queues(self) -> tuple[str, ...]:
@@ -159,16 +163,21 @@ SERVICES: tuple[Deployed, ...] = (
         resources=Resources(cpu_request="50m", memory_request="128Mi", cpu_limit="500m", memory_limit="256Mi"),
         secret_env=CONNECTION_SECRETS,
     ),
+    # The dashboard and the alert evaluator (one active on its lease), with the ops worker (alert
+    # delivery, maintenance) in a second container of each pod; 443 for the alert webhook.
     Deployed(
         name="ops",
         component="web",
         health_port=8120,
-        lanes=(),
+        lanes=("normal", "low"),
         replicas=2,
         resources=Resources(cpu_request="200m", memory_request="256Mi", cpu_limit="1", memory_limit="512Mi"),
         env={"OPS_SECURE_COOKIES": "true"},
         secret_env=CONNECTION_SECRETS,
+        egress_ports=(443,),
         ingress_from=("keda", "ingress-nginx"),
+        pool=Pool(min_replicas=2, max_replicas=4, backlog_per_replica=200, oldest_age_s=120, prescale_replicas=2),
+        worker_beside=True,
     ),
 )
 

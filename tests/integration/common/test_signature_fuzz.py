@@ -8,7 +8,6 @@ run is in the dead letters with a reason.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import dramatiq
@@ -69,11 +68,12 @@ def bodies(draw: st.DrawFn) -> bytes:
 
 
 @pytest.fixture
-def fuzz_worker(broker: NightshiftRedisBroker, run_worker: Any) -> Iterator[dramatiq.Worker]:
+def fuzz_worker(broker: NightshiftRedisBroker, run_worker: Any) -> dramatiq.Worker:
     RAN.clear()
     fuzz_target.broker = broker
     broker.declare_actor(fuzz_target)
-    yield run_worker({QUEUE}, threads=2)
+    worker: dramatiq.Worker = run_worker({QUEUE}, threads=2)
+    return worker
 
 
 def _settled(broker: NightshiftRedisBroker) -> bool:

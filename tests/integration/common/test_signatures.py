@@ -228,9 +228,7 @@ def test_retries_keep_messages_valid_and_a_replayed_dead_letter_runs_but_a_forge
     assert "forged-args" not in RAN
 
 
-def test_outbox_relay_and_publish_sign_what_they_enqueue(
-    signed_broker: NightshiftRedisBroker, clean_db: Any
-) -> None:
+def test_outbox_relay_and_publish_sign_what_they_enqueue(signed_broker: NightshiftRedisBroker, clean_db: Any) -> None:
     from sqlalchemy.orm import Session
 
     broker = signed_broker

@@ -10,7 +10,8 @@ import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-import nightshift.notifications.actors  # noqa: F401 - declares send_ops_alert for the worker below
+import nightshift.notifications.actors  # declares send_ops_alert for the worker below
+import nightshift.ops.actors  # noqa: F401 - record_raised_alert and deliver_alert_notice: the alert's way to the mail
 from nightshift.common import runtime
 from nightshift.common.outbox import OutboxRelay
 from nightshift.common.processes import wait_for
@@ -118,9 +119,10 @@ def test_a_normal_day_raises_nothing_an_anomalous_day_exactly_one_alert(
     assert (alert["source"], alert["kind"], alert["severity"]) == ("posts", "content_anomaly", "warning")
     assert "posts 60 (usual 11)" in alert["summary"]
 
-    # The alert reaches the operators' mailbox through the outbox relay and the notifications worker.
+    # The alert reaches the operators' mailbox through the outbox relay, the ops alert lifecycle
+    # and the notifications worker.
     runtime.reset()
-    run_worker({"notifications_critical"}, threads=1)
+    run_worker({"notifications_critical", "ops_normal"}, threads=1)
     messages = OutboxRelay(clean_db, broker).drain()
     assert messages >= 1
 

@@ -129,8 +129,17 @@ def test_random_bodies_are_refused_with_a_reason_and_never_run(body: bytes) -> N
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.builds(lambda d: json.dumps(d).encode(), st.dictionaries(st.sampled_from(
-    ["queue_name", "actor_name", "args", "kwargs", "options", "message_id", "message_timestamp"]), json_values)))
+@given(
+    st.builds(
+        lambda d: json.dumps(d).encode(),
+        st.dictionaries(
+            st.sampled_from(
+                ["queue_name", "actor_name", "args", "kwargs", "options", "message_id", "message_timestamp"]
+            ),
+            json_values,
+        ),
+    )
+)
 def test_message_shaped_json_without_a_valid_signature_never_runs(body: bytes) -> None:
     outcome, reason = _check(body)
     assert outcome in {"undecodable", "refused"}
@@ -156,8 +165,9 @@ def test_publish_either_enqueues_signed_messages_or_refuses_with_a_reason(
 ) -> None:
     try:
         sent = publish(name, payload, broker=signing_broker)
-    except EventError as refusal:
-        assert str(refusal)
+    except EventError as error:
+        refusal = str(error)
+        assert refusal, "a refusal without its reason"
         return
     for message in sent:
         assert SIGNER.verify(message) is KEY

@@ -18,6 +18,7 @@ benchmarks) takes the names from here instead of rebuilding the strings:
 ``<ns>:__worker__.<worker>``           hash: a live worker's service, host, pid… (Nightshift)
 ``<ns>:__running__.<worker>``          hash message id → what a worker runs now (Nightshift)
 ``<ns>:__revoked__.<job id>``          a revoked job and how (Nightshift)
+``<ns>:__stopped__.<worker>``          a worker that stopped cleanly, for an hour (Nightshift)
 =====================================  =============================================
 """
 
@@ -92,6 +93,10 @@ class RedisKeys:
     def running(self, worker_id: str) -> str:
         """The hash of the messages worker *worker_id* is running now, by message id."""
         return self.key(f"__running__.{worker_id}")
+
+    def stopped(self, worker_id: str) -> str:
+        """The key that marks worker *worker_id* as stopped cleanly (not lost)."""
+        return self.key(f"__stopped__.{worker_id}")
 
     def revoked(self, job_id: str) -> str:
         """The key that marks job *job_id* as revoked."""

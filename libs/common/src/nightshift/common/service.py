@@ -44,6 +44,9 @@ class ServiceSpec:
         operator there and prints the dashboard's address and credentials).
       local_env: Variables ``nightshift up`` sets for this service only (local-only choices,
         such as letting webhooks reach the runner's own receiver on loopback).
+      separate_worker: The entry point does not consume the lanes (the ops web process):
+        the actors run in a second process, ``nightshift worker <name>``, on health port
+        ``health_port + 1``; ``nightshift up`` starts both.
     """
 
     name: str
@@ -59,6 +62,7 @@ class ServiceSpec:
     demo: str | None = None
     banner: str | None = None
     local_env: tuple[tuple[str, str], ...] = ()
+    separate_worker: bool = False
 
     @property
     def queues(self) -> tuple[str, ...]:

@@ -8,7 +8,7 @@ from typing import Any
 
 import dramatiq
 
-from nightshift.common import runtime
+from nightshift.common import heap, runtime
 from nightshift.common.broker import build_broker, find_middleware
 from nightshift.common.health import HealthServer, readiness_check
 from nightshift.common.logs import configure_logging
@@ -55,6 +55,9 @@ def run_worker(spec: ServiceSpec, *, threads: int | None = None, health_port: in
 
     stop = stop_on_signals()
 
+    # Set-up is done: what is alive now lives as long as the process.
+    frozen = heap.freeze()
+    logger.debug("Froze %d objects out of the garbage collector's reach.", frozen)
     worker.start()
     relay.start()
     logger.info(

@@ -107,3 +107,15 @@ def running_jobs(broker: RedisBroker) -> list[RunningJob]:
                 RunningJob(worker_id, message_id.decode(), data["actor"], data["queue"], _at(data["started_at_ms"]))
             )
     return sorted(jobs, key=lambda job: job.started_at)
+
+
+def stopped_workers(broker: RedisBroker, worker_ids: list[str]) -> set[str]:
+    """Those of *worker_ids* that stopped cleanly within the last hour (their liveness said goodbye)."""
+    if not worker_ids:
+        return set()
+    keys = RedisKeys(broker.namespace)
+    with broker.client.pipeline(transaction=False) as pipe:
+        for worker_id in worker_ids:
+            pipe.exists(keys.stopped(worker_id))
+        found = pipe.execute()
+    return {worker_id for worker_id, exists in zip(worker_ids, found, strict=True) if exists}

@@ -8,6 +8,7 @@ does the change through ``nightshift.common`` and then records it in
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable
 from typing import Any
 
@@ -18,7 +19,7 @@ from nightshift.common import dead_letters, schedule_control
 from nightshift.common.db.engine import transaction
 from nightshift.common.purge import purge_queue
 from nightshift.common.revocation import revoke
-from nightshift.ops import audit
+from nightshift.ops import alert_lifecycle, audit
 from nightshift.ops.accounts import Principal
 
 #: Called with how many items were just handled (a progress bar).
@@ -122,3 +123,30 @@ def run_schedule_now(broker: RedisBroker, sessions: sessionmaker[Session], who: 
     message = schedule_control.run_now(name, broker=broker, sessions=sessions, by=f"{who.name} ({who.via})")
     _audit(sessions, who, "schedule.run_now", name, job_id=message.message_id)
     return message.message_id
+
+
+def silence_alerts(
+    sessions: sessionmaker[Session], who: Principal, key: str, *, duration_s: int, reason: str
+) -> dict[str, Any]:
+    """Silence the alerts whose key starts with *key* for *duration_s* seconds; return the silence.
+
+    Raises:
+      ValueError: An empty key or reason, or a duration that is not positive.
+    """
+    if duration_s <= 0:
+        raise ValueError("duration_s: a silence lasts a positive number of seconds")
+    until = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=duration_s)
+    result = alert_lifecycle.silence(sessions, key, until=until, reason=reason, by=who.name)
+    _audit(sessions, who, "alerts.silence", result["key"], until=result["until"], reason=result["reason"])
+    return result
+
+
+def end_silence(sessions: sessionmaker[Session], who: Principal, silence_id: int) -> dict[str, Any]:
+    """End a silence now; return it.
+
+    Raises:
+      LookupError: No such silence.
+    """
+    result = alert_lifecycle.end_silence(sessions, silence_id, dt.datetime.now(dt.UTC))
+    _audit(sessions, who, "alerts.end_silence", result["key"], silence_id=silence_id)
+    return result

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 
-from nightshift.ops import actions, views
+from nightshift.ops import actions, alert_views, views
 from nightshift.ops.accounts import Principal
 from nightshift.ops.jobs import STATUSES, JobFilters, parse_cursor, parse_job_id
 from nightshift.ops.publishing import catalog_schemas, publish_once
@@ -194,6 +194,50 @@ def actor(request: Request, actor: str, who: Reader, window: int = 60) -> dict[s
 @router.get("/audit", summary="Who did what from the dashboard, the API or the CLI, and when")
 def audit(request: Request, who: Reader, before: int | None = None, by: str | None = None) -> dict[str, Any]:
     return views.audit_entries(context(request), before_id=before, who=by)
+
+
+class SilenceRequest(BaseModel):
+    """Silence the alerts whose key starts with ``key`` (``backlog:`` for every backlog alert) for a while."""
+
+    key: str = Field(min_length=1, max_length=300)
+    duration_s: int = Field(gt=0, le=30 * 86_400)
+    reason: str = Field(min_length=1, max_length=300)
+
+
+@router.get("/alerts", summary="Active alerts, the recently resolved ones and the silences in force")
+def alerts(request: Request, who: Reader) -> dict[str, Any]:
+    return alert_views.alerts(context(request))
+
+
+@router.get("/alerts/{alert_id}", summary="An alert: its evidence, lifecycle and deliveries")
+def alert(request: Request, alert_id: int, who: Reader) -> dict[str, Any]:
+    return alert_views.alert(context(request), alert_id)
+
+
+@router.post("/alerts/silences", summary="Silence alerts by key or key prefix for a while (audited)")
+def silence(request: Request, body: SilenceRequest, who: Actor) -> dict[str, Any]:
+    ctx = context(request)
+    return actions.silence_alerts(ctx.sessions, who, body.key, duration_s=body.duration_s, reason=body.reason)
+
+
+@router.post("/alerts/silences/{silence_id}/end", summary="End a silence now (audited)")
+def end_silence(request: Request, silence_id: int, who: Actor) -> dict[str, Any]:
+    return actions.end_silence(context(request).sessions, who, silence_id)
+
+
+@router.get("/maintenance", summary="Cache statistics with TTL advice, purges, dependency checks")
+def maintenance(request: Request, who: Reader) -> dict[str, Any]:
+    return alert_views.maintenance_status(context(request))
+
+
+@router.get("/reports", summary="The weekly and monthly reports")
+def reports(request: Request, who: Reader) -> list[dict[str, Any]]:
+    return alert_views.reports(context(request))
+
+
+@router.get("/reports/{report_id}", summary="A report's figures")
+def report(request: Request, report_id: int, who: Reader) -> dict[str, Any]:
+    return alert_views.report(context(request), report_id)[0]
 
 
 @router.get("/catalog", summary="The event catalog as JSON Schema, per event and version")

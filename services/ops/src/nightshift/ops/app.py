@@ -22,7 +22,7 @@ from nightshift.common.broker import build_broker
 from nightshift.common.errors import InvalidEvent, UnknownEvent, UnknownJob
 from nightshift.common.health import readiness_check
 from nightshift.common.schedule_control import UnknownSchedule
-from nightshift.ops import api, pages, views
+from nightshift.ops import alert_views, api, pages, views
 from nightshift.ops.context import OpsContext
 from nightshift.ops.errors import LoginThrottled
 from nightshift.ops.jobs import InvalidJobId
@@ -41,6 +41,8 @@ STATUS_OF: tuple[tuple[type[Exception], int], ...] = (
     (views.UnknownQueue, 404),
     (UnknownEvent, 404),
     (UnknownPool, 404),
+    (alert_views.UnknownAlert, 404),
+    (LookupError, 404),
     (InvalidEvent, 422),
     (InvalidJobId, 422),
     (ValueError, 422),

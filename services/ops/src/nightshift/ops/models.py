@@ -1,5 +1,6 @@
-"""The ops service's tables: operators, their sessions and API tokens, the audit of their actions, and
-the idempotency keys of ``POST /api/events/…``.
+"""The ops service's tables: operators, their sessions and API tokens, the audit of their actions,
+the idempotency keys of ``POST /api/events/…``, alerts (their notices and silences) and the
+results of the maintenance jobs (cache statistics, purges, dependency checks, reports).
 
 Secrets are never stored: passwords as argon2id hashes, session and API tokens as
 SHA-256 digests (they are long random strings, so a fast digest is enough).
@@ -10,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, String, Text, func, text
+from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Index, String, Text, func, text
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -82,3 +83,94 @@ class IdempotentRequest(Base):
     request_digest: Mapped[str] = mapped_column(String(64))
     job_ids: Mapped[list[str]] = mapped_column(ARRAY(Text))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), index=True)
+
+
+class Alert(Base):
+    """One alert, from firing to resolution: a rule's condition (or an ``ops.alert_raised``) that held.
+
+    At most one active alert per key (a partial unique index): while the condition holds the
+    row's ``last_seen_at`` moves and nothing is sent again.
+    """
+
+    __tablename__ = "ops_alerts"
+    __table_args__ = (
+        Index("ix_ops_alerts_active_key", "key", unique=True, postgresql_where=text("resolved_at IS NULL")),
+        Index("ix_ops_alerts_fired_at", "fired_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    #: What the alert is about, stable while the condition holds (``backlog:media_high``).
+    key: Mapped[str] = mapped_column(String(300))
+    #: The rule that fired it (``backlog``, ``stuck_job``…) or ``raised`` for ``ops.alert_raised``.
+    rule: Mapped[str] = mapped_column(String(50))
+    source: Mapped[str] = mapped_column(String(50))
+    severity: Mapped[str] = mapped_column(String(16))
+    summary: Mapped[str] = mapped_column(String(300))
+    #: The evidence: the figures and thresholds when it fired (updated while it holds).
+    facts: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    fired_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    last_seen_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    resolved_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    #: Whether the firing was delivered (False: it fired while silenced).
+    notified: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+
+
+class AlertNotice(Base):
+    """An alert's firing or resolution to deliver by email and by webhook, each once."""
+
+    __tablename__ = "ops_alert_notices"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("ops_alerts.id", ondelete="CASCADE"), index=True)
+    #: ``fired`` or ``resolved``.
+    kind: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    email_sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    webhook_sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class AlertSilence(Base):
+    """No notice is delivered for alerts whose key starts with ``key`` until ``until`` (audited)."""
+
+    __tablename__ = "ops_alert_silences"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(300), index=True)
+    until: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    reason: Mapped[str] = mapped_column(String(300))
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class MaintenanceRun(Base):
+    """One run of a maintenance job and what it found or did (a time series per ``kind``).
+
+    ``kind``: ``cache_stats``, ``purge``, ``dependencies``. ``run_key`` makes a run once
+    (a redelivered message finds its row and does nothing).
+    """
+
+    __tablename__ = "ops_maintenance_runs"
+    __table_args__ = (Index("ix_ops_maintenance_runs_kind_at", "kind", "at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    run_key: Mapped[str] = mapped_column(String(200), unique=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    ok: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    result: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+
+
+class Report(Base):
+    """A weekly or monthly report: its figures and the HTML emailed to the operators."""
+
+    __tablename__ = "ops_reports"
+    __table_args__ = (Index("ix_ops_reports_period_start", "period", "starts_at", unique=True),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    period: Mapped[str] = mapped_column(String(16))
+    starts_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    ends_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    figures: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    html: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    emailed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from nightshift.ops import actions, views
+from nightshift.ops import actions, alert_views, views
 from nightshift.ops.accounts import Principal, authenticate, close_session, open_session
 from nightshift.ops.errors import InvalidCredentials, LoginThrottled
 from nightshift.ops.jobs import STATUSES, JobFilters, parse_cursor, parse_job_id
@@ -40,6 +40,9 @@ NAVIGATION = (
     ("/dead-letters", "Dead letters"),
     ("/schedules", "Schedules"),
     ("/actors", "Actors"),
+    ("/alerts", "Alerts"),
+    ("/maintenance", "Maintenance"),
+    ("/reports", "Reports"),
     ("/audit", "Audit"),
 )
 
@@ -294,3 +297,47 @@ def audit_page(request: Request, who: Reader, before: int | None = None, by: str
     return _render(
         request, "audit.html", who, data=views.audit_entries(context(request), before_id=before, who=by or None), by=by
     )
+
+
+@router.get("/alerts")
+def alerts_page(request: Request, who: Reader) -> Response:
+    return _render(request, "alerts.html", who, data=alert_views.alerts(context(request)))
+
+
+@router.get("/alerts/{alert_id}")
+def alert_page(request: Request, alert_id: int, who: Reader) -> Response:
+    return _render(request, "alert.html", who, alert=alert_views.alert(context(request), alert_id))
+
+
+@router.post("/alerts/silence")
+def silence_form(
+    request: Request,
+    who: Actor,
+    key: Annotated[str, Form()],
+    hours: Annotated[float, Form()],
+    reason: Annotated[str, Form()],
+) -> Response:
+    result = actions.silence_alerts(context(request).sessions, who, key, duration_s=int(hours * 3600), reason=reason)
+    return _back("/alerts", f"silenced {result['key']} until {result['until'][:16]}")
+
+
+@router.post("/alerts/silences/{silence_id}/end")
+def end_silence_form(request: Request, silence_id: int, who: Actor) -> Response:
+    result = actions.end_silence(context(request).sessions, who, silence_id)
+    return _back("/alerts", f"silence of {result['key']} ended")
+
+
+@router.get("/maintenance")
+def maintenance_page(request: Request, who: Reader) -> Response:
+    return _render(request, "maintenance.html", who, data=alert_views.maintenance_status(context(request)))
+
+
+@router.get("/reports")
+def reports_page(request: Request, who: Reader) -> Response:
+    return _render(request, "reports.html", who, reports=alert_views.reports(context(request)))
+
+
+@router.get("/reports/{report_id}")
+def report_page(request: Request, report_id: int, who: Reader) -> Response:
+    _, html = alert_views.report(context(request), report_id)
+    return HTMLResponse(html)

@@ -7,7 +7,7 @@ invalid payload is refused with nothing enqueued.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import dramatiq
@@ -33,17 +33,32 @@ def validate_event(name: str, payload: Mapping[str, Any] | BaseModel) -> tuple[E
       UnknownEvent: The name is not in the catalog.
       InvalidEvent: The payload does not match the schema; the message names the fields.
     """
+    spec = event_spec(name)
+    return spec, _validate(spec, payload, name)
+
+
+def event_spec(name: str) -> EventSpec:
+    """The catalog's entry for *name*.
+
+    Raises:
+      UnknownEvent: The name is not in the catalog.
+    """
     spec = CATALOG.get(name)
     if spec is None:
         known = ", ".join(sorted(CATALOG))
         raise UnknownEvent(f"unknown event {name!r} (known events: {known})")
+    return spec
+
+
+def _validate(spec: EventSpec, payload: Mapping[str, Any] | BaseModel, label: str) -> BaseModel:
     data = payload.model_dump() if isinstance(payload, BaseModel) else payload
     if not isinstance(data, Mapping):
-        raise InvalidEvent(f"{name}: payload must be a JSON object, got {type(data).__name__}")
+        raise InvalidEvent(f"{label}: payload must be a JSON object, got {type(data).__name__}")
     try:
-        return spec, spec.schema.model_validate(dict(data))
+        return spec.schema.model_validate(dict(data))
     except ValidationError as error:
-        raise InvalidEvent(f"{name} v{spec.version}: {describe_validation_error(error)}") from None
+        where = label.replace(spec.name, f"{spec.name} v{spec.version}", 1)
+        raise InvalidEvent(f"{where}: {describe_validation_error(error)}") from None
 
 
 def event_messages(
@@ -97,4 +112,41 @@ def publish(
     target = broker or dramatiq.get_broker()
     with _tracer.start_as_current_span(f"publish {name}", kind=trace.SpanKind.PRODUCER) as span:
         span.set_attribute("nightshift.event", name)
+        return [target.enqueue(message) for message in messages]
+
+
+def publish_many(
+    name: str,
+    payloads: Sequence[Mapping[str, Any] | BaseModel],
+    *,
+    broker: dramatiq.Broker | None = None,
+    options: Mapping[str, Any] | None = None,
+) -> list[Message[Any]]:
+    """Validate a batch of events *name*, then enqueue one message per subscriber of each, pipelined.
+
+    Every payload is validated before anything is enqueued, so one invalid
+    payload means nothing of the batch is sent. On Nightshift's broker the
+    messages then go in one round trip per thousand (each through the
+    middleware's enqueue hooks, job records included); on another broker, one
+    by one.
+
+    Returns:
+      The enqueued messages, in payload order then subscriber order.
+
+    Raises:
+      UnknownEvent: The name is not in the catalog.
+      InvalidEvent: A payload does not match the schema; the message names its
+        index in *payloads* and the fields.
+    """
+    spec = event_spec(name)
+    events = [_validate(spec, payload, f"{name} payload {index}") for index, payload in enumerate(payloads)]
+    messages = [message for event in events for message in event_messages(spec, event, options=options)]
+    target = broker or dramatiq.get_broker()
+    with _tracer.start_as_current_span(f"publish {name}", kind=trace.SpanKind.PRODUCER) as span:
+        span.set_attribute("nightshift.event", name)
+        span.set_attribute("nightshift.events", len(events))
+        enqueue_many = getattr(target, "enqueue_many", None)
+        if enqueue_many is not None:
+            sent: list[Message[Any]] = enqueue_many(messages)
+            return sent
         return [target.enqueue(message) for message in messages]

@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from nightshift.common.contracts import Payload, media, notifications, posts, users
+from nightshift.common.contracts import Payload, media, notifications, ops, posts, users
 from nightshift.common.events.spec import EventSpec, Subscriber
 from nightshift.common.sealing import SealedStr
 
@@ -225,8 +225,11 @@ CATALOG: dict[str, EventSpec] = {
             name="ops.alert_raised",
             version=1,
             schema=AlertRaised,
-            subscribers=(Subscriber(notifications.SEND_OPS_ALERT),),
-            description="Something needs an operator's attention (e.g. a content anomaly); emailed to the operators.",
+            subscribers=(Subscriber(ops.RECORD_RAISED_ALERT),),
+            description=(
+                "Something needs an operator's attention (e.g. a content anomaly): an alert of the ops "
+                "service, emailed to the operators and posted to the alert webhook unless silenced."
+            ),
         ),
     )
 }

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -109,20 +109,23 @@ def _start_services(var_dir: Path, env: dict[str, str]) -> list[LocalService]:
     for spec in installed_services().values():
         if not spec.queues and not spec.entrypoint:
             continue
-        port = spec.health_port
-        while not port_is_free(port):
-            port += 100
-        command = [sys.executable, "-m", "nightshift.common.cli", "run", spec.name, "--health-port", str(port)]
-        child = SupervisedChild(
-            spec.name,
-            command,
-            {**env, **dict(spec.local_env)},
-            log_path=var_dir / "log" / f"{spec.name}.log",
-            new_session=True,
-        )
-        child.start()
-        services.append(LocalService(spec, port, child))
+        service_env = {**env, **dict(spec.local_env)}
+        services.append(_start(spec, "run", spec.name, spec.health_port, var_dir, service_env))
+        if spec.separate_worker and spec.queues:
+            # The entry point is not the worker (the ops web process): its actors run beside it.
+            worker = replace(spec, banner=None)
+            services.append(_start(worker, "worker", f"{spec.name}-worker", spec.health_port + 1, var_dir, service_env))
     return services
+
+
+def _start(spec: ServiceSpec, command: str, name: str, port: int, var_dir: Path, env: dict[str, str]) -> LocalService:
+    """Start ``nightshift <command> <service>`` supervised, on the first free port from *port* (by hundreds)."""
+    while not port_is_free(port):
+        port += 100
+    argv = [sys.executable, "-m", "nightshift.common.cli", command, spec.name, "--health-port", str(port)]
+    child = SupervisedChild(name, argv, env, log_path=var_dir / "log" / f"{name}.log", new_session=True)
+    child.start()
+    return LocalService(spec, port, child)
 
 
 def _restart_dead(services: list[LocalService]) -> None:
@@ -154,7 +157,7 @@ def _print_banner(services: list[LocalService], var_dir: Path, extra: list[str])
     for service in services:
         base = f"http://127.0.0.1:{service.port}"
         status = f"  {base}/status" if not service.spec.queues and not service.spec.banner else ""
-        lines.append(f"  {service.spec.name:<14} {base}/livez  {base}/readyz  {base}/metrics{status}")
+        lines.append(f"  {service.child.name:<14} {base}/livez  {base}/readyz  {base}/metrics{status}")
     lines += [
         f"  outbox (mail)  {var_dir / 'outbox'}",
         f"  storage        {var_dir / 'storage'}",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import threading
 import time
 import traceback
 from typing import Any
@@ -23,26 +22,51 @@ ERROR_MAX_CHARS = 2000
 TRACEBACK_MAX_CHARS = 8000
 
 
+_UTC = dt.UTC
+_datetime_now = dt.datetime.now
+
+
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
+    return _datetime_now(_UTC)
 
 
-def _event(message: dramatiq.Message[Any] | MessageProxy, status: str, at: dt.datetime, **fields: Any) -> JobEvent:
+def _event(
+    message: dramatiq.Message[Any] | MessageProxy,
+    status: str,
+    at: dt.datetime,
+    attempts: int,
+    *,
+    args: dict[str, Any] | None = None,
+    enqueued_at: dt.datetime | None = None,
+    started_at: dt.datetime | None = None,
+    finished_at: dt.datetime | None = None,
+    error: str | None = None,
+    traceback: str | None = None,
+) -> JobEvent:
+    # Positional: a frozen dataclass's keyword construction costs more, and this runs
+    # two or three times per message.
     return JobEvent(
-        message_id=message.message_id,
-        actor=message.actor_name,
-        queue=q_name(message.queue_name),
-        status=status,
-        at=at,
-        trigger=message.options.get("trigger"),
-        trace_id=trace_id(message.options),
-        **fields,
+        message.message_id,
+        message.actor_name,
+        q_name(message.queue_name),
+        status,
+        at,
+        attempts,
+        args,
+        message.options.get("trigger"),
+        enqueued_at,
+        started_at,
+        finished_at,
+        error,
+        trace_id(message.options),
+        traceback,
     )
 
 
 def trace_id(options: dict[str, Any]) -> str | None:
     """The trace id (32 hex digits) of the W3C ``traceparent`` a message carries, if any."""
-    parent = (options.get(TRACE_OPTION) or {}).get("traceparent")
+    context = options.get(TRACE_OPTION)
+    parent = context.get("traceparent") if context else None
     if not isinstance(parent, str):
         return None
     parts = parent.split("-")
@@ -78,24 +102,23 @@ class JobRecords(Middleware):
 
     def __init__(self, *, writer: RecordWriter) -> None:
         self.writer = writer
+        # Single dict operations are atomic: no lock between the worker threads.
         self._started: dict[str, tuple[float, dt.datetime, int]] = {}
         #: Attempt numbers of failed messages, until their nack.
         self._failed: dict[str, int] = {}
-        self._lock = threading.Lock()
 
     def after_enqueue(self, broker: dramatiq.Broker, message: dramatiq.Message[Any], delay: int | None) -> None:
         if message.options.get("retries"):
             return  # a retry being scheduled: after_process_message already said "retrying"
         now = _now()
         made = attempt_number(message.options) - 1
-        self.writer.job(_event(message, "queued", now, attempts=made, args=dict(message.kwargs), enqueued_at=now))
+        self.writer.job(_event(message, "queued", now, made, args=dict(message.kwargs), enqueued_at=now))
 
     def before_process_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
         attempt = attempt_number(message.options)
         now = _now()
-        with self._lock:
-            self._started[message.message_id] = (time.perf_counter(), now, attempt)
-        self.writer.job(_event(message, "running", now, attempts=attempt, args=dict(message.kwargs), started_at=now))
+        self._started[message.message_id] = (time.perf_counter(), now, attempt)
+        self.writer.job(_event(message, "running", now, attempt, args=dict(message.kwargs), started_at=now))
 
     def after_process_message(
         self,
@@ -119,41 +142,36 @@ class JobRecords(Middleware):
 
     def after_nack(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
         # Every dead message passes here; for an unknown actor it is the only record.
-        with self._lock:
-            attempt = self._failed.pop(message.message_id, None)
+        attempt = self._failed.pop(message.message_id, None)
         if attempt is None:  # never processed here: the attempts made before this one
             attempt = attempt_number(message.options) - 1
         now = _now()
         error = describe_error(message._exception)
         trace = describe_traceback(message._exception)
-        self.writer.job(_event(message, "dead", now, attempts=attempt, finished_at=now, error=error, traceback=trace))
+        self.writer.job(_event(message, "dead", now, attempt, finished_at=now, error=error, traceback=trace))
 
     def _finish(self, message: MessageProxy, status: str, error: str | None, trace: str | None = None) -> None:
         now = _now()
-        with self._lock:
-            started = self._started.pop(message.message_id, None)
-            began, started_at, attempt = started or (time.perf_counter(), now, attempt_number(message.options))
-            if message.failed:
-                self._failed[message.message_id] = attempt
+        started = self._started.pop(message.message_id, None)
+        began, started_at, attempt = started or (time.perf_counter(), now, attempt_number(message.options))
+        if message.failed:
+            self._failed[message.message_id] = attempt
         duration_ms = (time.perf_counter() - began) * 1000
-        queue = q_name(message.queue_name)
-        trigger = message.options.get("trigger")
-        finished_at = now if status in {"done", "dead", "skipped", "revoked"} else None
-        self.writer.job(
-            _event(message, status, now, attempts=attempt, finished_at=finished_at, error=error, traceback=trace)
-        )
+        finished_at = None if status == "retrying" else now
+        event = _event(message, status, now, attempt, finished_at=finished_at, error=error, traceback=trace)
+        self.writer.job(event)
         self.writer.audit(
             AuditEntry(
-                message_id=message.message_id,
-                actor=message.actor_name,
-                queue=queue,
-                trigger=trigger,
-                attempt=attempt,
-                outcome=status,
-                started_at=started_at,
-                finished_at=now,
-                duration_ms=duration_ms,
-                error=error,
+                event.message_id,
+                event.actor,
+                event.queue,
+                event.trigger,
+                attempt,
+                status,
+                started_at,
+                now,
+                duration_ms,
+                error,
             )
         )
 

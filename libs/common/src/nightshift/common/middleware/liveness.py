@@ -32,6 +32,9 @@ from dramatiq.middleware import Middleware
 
 from nightshift.common.redis_broker import NightshiftRedisBroker
 
+#: How long a cleanly stopped worker's goodbye (``RedisKeys.stopped``) is kept.
+STOPPED_MARK_MS = 3_600_000
+
 
 class WorkerLiveness(Middleware):
     """Heartbeat and dead-worker recovery on a timer; the source of ``/livez``.
@@ -69,6 +72,8 @@ class WorkerLiveness(Middleware):
         if isinstance(broker, NightshiftRedisBroker):
             try:
                 broker.client.delete(broker.keys.worker(broker.broker_id), broker.keys.running(broker.broker_id))
+                # A goodbye, so that the ops alert on lost workers tells a scale-down from a crash.
+                broker.client.set(broker.keys.stopped(broker.broker_id), 1, px=STOPPED_MARK_MS)
             except Exception:
                 broker.logger.warning("Could not withdraw this worker's state; it expires.", exc_info=True)
 

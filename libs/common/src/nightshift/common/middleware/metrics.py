@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import threading
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 import dramatiq
 from dramatiq.broker import MessageProxy
@@ -14,6 +13,15 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histo
 
 #: Histogram buckets in seconds, from a no-op task to a long export.
 DURATION_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900)
+
+
+class _Series(NamedTuple):
+    """The labelled children of one (queue, actor), looked up once."""
+
+    in_progress: Any
+    duration: Any
+    dead_lettered: Any
+    outcomes: dict[str, Any]
 
 
 class Metrics(Middleware):
@@ -47,13 +55,27 @@ class Metrics(Middleware):
             labels,
             registry=registry,
         )
+        # Single dict operations are atomic: no lock between the worker threads.
         self._started: dict[str, float] = {}
-        self._lock = threading.Lock()
+        self._series: dict[tuple[str, str], _Series] = {}
+
+    def series(self, queue_name: str, actor_name: str) -> _Series:
+        """The children of (queue, actor), created on first use and kept: ``labels()`` locks and hashes."""
+        key = (queue_name, actor_name)
+        series = self._series.get(key)
+        if series is None:
+            labels = (q_name(queue_name), actor_name)
+            series = self._series[key] = _Series(
+                self.in_progress.labels(*labels),
+                self.duration.labels(*labels),
+                self.dead_lettered.labels(*labels),
+                {},
+            )
+        return series
 
     def before_process_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
-        self.in_progress.labels(q_name(message.queue_name), message.actor_name).inc()
-        with self._lock:
-            self._started[message.message_id] = time.perf_counter()
+        self.series(message.queue_name, message.actor_name).in_progress.inc()
+        self._started[message.message_id] = time.perf_counter()
 
     def after_process_message(
         self,
@@ -70,13 +92,17 @@ class Metrics(Middleware):
         self._finish(message, "skipped")
 
     def after_nack(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
-        self.dead_lettered.labels(q_name(message.queue_name), message.actor_name).inc()
+        self.series(message.queue_name, message.actor_name).dead_lettered.inc()
 
     def _finish(self, message: MessageProxy, outcome: str) -> None:
-        labels = (q_name(message.queue_name), message.actor_name)
-        with self._lock:
-            started = self._started.pop(message.message_id, None)
+        started = self._started.pop(message.message_id, None)
+        series = self.series(message.queue_name, message.actor_name)
         if started is not None:  # None: skipped before this middleware saw it start (a refused message)
-            self.in_progress.labels(*labels).dec()
-            self.duration.labels(*labels).observe(time.perf_counter() - started)
-        self.processed.labels(*labels, outcome).inc()
+            series.in_progress.dec()
+            series.duration.observe(time.perf_counter() - started)
+        processed = series.outcomes.get(outcome)
+        if processed is None:
+            processed = series.outcomes[outcome] = self.processed.labels(
+                q_name(message.queue_name), message.actor_name, outcome
+            )
+        processed.inc()
