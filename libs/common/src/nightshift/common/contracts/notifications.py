@@ -90,7 +90,7 @@ class OpsAlert(Payload):
     summary: str = Field(min_length=1, max_length=300)
     #: The figures behind the alert (metric values, thresholds).
     facts: dict[str, float | int | str] = Field(default_factory=dict)
-    #: Email this address instead of the operators' default (an on-call person, a team list):
+    #: Email this address instead of the operators' (an on-call person, the team owning what alerted):
     #: not a user of the platform, so no id can stand for it; personal, so sealed.
     notify: SealedStr | None = None
 

@@ -81,7 +81,8 @@ class AlertRaised(Payload):
     severity: Literal["info", "warning", "critical"] = "warning"
     summary: str = Field(min_length=1, max_length=300)
     facts: dict[str, float | int | str] = Field(default_factory=dict)
-    #: An address to email instead of the operators' default (personal: sealed, see ``sealing``).
+    #: An address that also gets the alert by email (an on-call person, the team owning what alerted):
+    #: not a user's, so no id can stand for it; personal, so sealed (see ``sealing``).
     notify: SealedStr | None = None
 
 
