@@ -17,7 +17,7 @@ from nightshift.common import runtime
 from nightshift.common.breakers import CircuitBreaker, breaker_states
 from nightshift.common.broker import find_middleware
 from nightshift.common.cli import main
-from nightshift.common.contracts.notifications import SEND_OPS_ALERT
+from nightshift.common.contracts.ops import RECORD_RAISED_ALERT
 from nightshift.common.errors import BreakerOpen, RateLimited, TransientError
 from nightshift.common.middleware.retries import ScheduledRetries
 from nightshift.common.processes import wait_for
@@ -102,8 +102,8 @@ def test_a_failed_probe_opens_the_breaker_again_and_an_opening_raises_an_alert(
     state = breaker.state()
     assert state.state == "open"
     assert state.transitions == {"closed": 0, "half_open": 1, "open": 2}
-    # Each opening published ops.alert_raised, which notifications emails to the operators.
-    alerts = [json.loads(body) for body in redis_client.hvals(f"dramatiq:{SEND_OPS_ALERT.queue_name}.msgs")]
+    # Each opening published ops.alert_raised, which ops records once per key and delivers to the operators.
+    alerts = [json.loads(body) for body in redis_client.hvals(broker.keys.messages(RECORD_RAISED_ALERT.queue_name))]
     keys = {a["kwargs"]["alert_key"] for a in alerts}
     assert len(alerts) == len(keys) == 2
     assert all(key.startswith("breaker_open:push:test:") for key in keys)

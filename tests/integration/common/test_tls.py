@@ -126,11 +126,14 @@ def test_redis_refuses_a_wrong_ca_and_a_missing_client_certificate(
     assert redis_client(url, tls=right).ping()
 
     # The client does not trust the server: it hangs up during the handshake.
+    refused_at_start = len(tls_redis.refused)
     wrong_ca = RedisTLS(
         str(authorities.wrong.cert_file), str(authorities.client.cert_file), str(authorities.client.key_file)
     )
     with pytest.raises(redis.ConnectionError, match="certificate verify failed"):
         redis_client(url, tls=wrong_ca, socket_timeout=5).ping()
+    # The proxy records that hang-up on its own thread: let it land before counting the next ones.
+    wait_for(lambda: len(tls_redis.refused) > refused_at_start, timeout=5, what="the proxy seeing the hang-up")
 
     # The server does not trust the client: no certificate, or one from another CA.
     before = len(tls_redis.refused)

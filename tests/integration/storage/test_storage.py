@@ -130,3 +130,44 @@ def test_s3_prefix_keeps_environments_apart(s3_endpoint: str, monkeypatch: pytes
 def test_bad_storage_urls_name_the_variable(url: str, problem: str) -> None:
     with pytest.raises(ConfigurationError, match=f"STORAGE_URL.*{problem}"):
         open_storage(url)
+
+
+#: S3's smallest part (all but the last).
+PART = 5 * 1024 * 1024
+
+
+def test_an_upload_in_parts_resends_a_part_and_completes(storage: Storage) -> None:
+    upload = storage.start_upload("exports/big.csv.gz", content_type="application/gzip")
+    first, second, third = b"a" * PART, b"b" * PART, b"c" * 1000
+    tags = [storage.upload_part("exports/big.csv.gz", upload, 1, first)]
+    tags.append(storage.upload_part("exports/big.csv.gz", upload, 2, b"half-written"))
+    storage.upload_part("exports/big.csv.gz", upload, 3, b"lost")
+    assert not storage.exists("exports/big.csv.gz")
+    # A writer that crashed after recording part 1 sends part 2 again, then the rest.
+    tags[1] = storage.upload_part("exports/big.csv.gz", upload, 2, second)
+    tags.append(storage.upload_part("exports/big.csv.gz", upload, 3, third))
+    storage.complete_upload("exports/big.csv.gz", upload, tags)
+
+    assert storage.size("exports/big.csv.gz") == 2 * PART + 1000
+    assert storage.get("exports/big.csv.gz") == first + second + third
+    assert list(storage.list("exports/")) == ["exports/big.csv.gz"]
+
+
+def test_an_aborted_upload_leaves_nothing(storage: Storage) -> None:
+    upload = storage.start_upload("exports/dropped.csv.gz")
+    storage.upload_part("exports/dropped.csv.gz", upload, 1, b"x" * 100)
+    storage.abort_upload("exports/dropped.csv.gz", upload)
+    storage.abort_upload("exports/dropped.csv.gz", upload)  # idempotent
+    assert list(storage.list("")) == []
+
+
+def test_local_parts_must_come_in_order(tmp_path: Path) -> None:
+    storage = open_storage(f"file://{tmp_path}", signing_key="k")
+    upload = storage.start_upload("exports/x")
+    with pytest.raises(ValueError, match="part 2 of 'exports/x' sent before part 1"):
+        storage.upload_part("exports/x", upload, 2, b"y")
+    with pytest.raises(ValueError, match="part number"):
+        storage.upload_part("exports/x", upload, 0, b"y")
+    storage.abort_upload("exports/x", upload)
+    with pytest.raises(NotFound):  # moto answers 500 here instead of S3's NoSuchUpload: checked locally only
+        storage.upload_part("exports/x", upload, 1, b"y")

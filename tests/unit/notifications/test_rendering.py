@@ -70,7 +70,7 @@ def test_unknown_template_is_permanent_and_named(templates: EmailTemplates) -> N
         UnknownTemplate,
         match=(
             r"unknown email template 'farewell' "
-            r"\(known: digest, gdpr_export_ready, ops_alert, webhook_disabled, welcome\)"
+            r"\(known: digest, export_ready, gdpr_export_ready, ops_alert, webhook_disabled, welcome\)"
         ),
     ):
         templates.render("farewell", "en", {"display_name": "Ada"})
@@ -88,3 +88,28 @@ def test_template_without_the_default_locale_is_refused(tmp_path: Path) -> None:
 
     with pytest.raises(TemplateFailed, match="has no 'en' version"):
         EmailTemplates(tmp_path).render("digest", "fr", {})
+
+
+@pytest.mark.parametrize(
+    ("locale", "subject", "phrase"),
+    [
+        ("en", "Your Nightshift export is ready", "The link works for 72 hours"),
+        ("fr", "Votre export Nightshift est prêt", "Le lien fonctionne pendant 72 heures"),
+    ],
+)
+def test_export_ready_carries_the_link_in_each_language(
+    templates: EmailTemplates, locale: str, subject: str, phrase: str
+) -> None:
+    link = "https://files.example.test/exports/7/x.csv.gz?expires=1&signature=ab&filename=a&b"
+    context = {
+        "display_name": "Ada",
+        "ids": {"export_id": 7, "rows": 1200, "link_hours": 72},
+        "links": {"download": link},
+    }
+    rendered = templates.render("export_ready", locale, context)
+
+    assert rendered.subject == subject
+    assert link in rendered.text and phrase in rendered.text and "1200" in rendered.text
+    assert 'href="https://files.example.test/exports/7/x.csv.gz?expires=1&amp;signature=ab&amp;filename=a&amp;b"' in (
+        rendered.html
+    )

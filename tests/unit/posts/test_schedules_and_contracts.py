@@ -20,6 +20,7 @@ def test_schedules() -> None:
         "update_post_engagement_scores": ("0 5 * * *", "posts_normal"),
         "cleanup_old_posts": ("0 1 * * 0", "posts_low"),
         "send_content_digest_email": ("0 9 * * 1", "posts_low"),
+        "purge_expired_exports": ("20 * * * *", "posts_low"),
     }
     assert all(s.timezone is None and s.overlap == "skip" for s in SCHEDULES)  # the platform's TIMEZONE
     assert SERVICE.queues == ("posts_high", "posts_normal", "posts_low")
@@ -44,3 +45,39 @@ def test_alerts_and_reindex_requests_are_catalogued() -> None:
             "ops.alert_raised",
             {"alert_key": "k", "source": "posts", "kind": "x", "severity": "panic", "summary": "s"},
         )
+
+
+def test_export_requests_reach_export_content_on_the_high_lane() -> None:
+    spec, event = validate_event(
+        "export.requested",
+        {"requester_id": 3, "what": "content", "format": "csv", "since": "2026-01-01", "until": "2026-01-31"},
+    )
+    [message] = event_messages(spec, event)
+    assert (message.queue_name, message.actor_name) == ("posts_high", "export_content")
+    assert message.kwargs == {
+        "requester_id": 3,
+        "what": "content",
+        "format": "csv",
+        "since": "2026-01-01",
+        "until": "2026-01-31",
+    }
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        ({"requester_id": 3, "what": "content", "format": "csv"}, "content exports need a date range"),
+        ({"requester_id": 3, "what": "own_posts", "format": "csv", "since": "2026-01-01"}, "both since and until"),
+        (
+            {"requester_id": 3, "what": "own_posts", "format": "csv", "since": "2026-02-01", "until": "2026-01-01"},
+            "since must not be after until",
+        ),
+        ({"requester_id": 3, "what": "everything", "format": "csv"}, "what"),
+        ({"requester_id": 0, "what": "own_posts", "format": "csv"}, "requester_id"),
+    ],
+)
+def test_malformed_export_requests_are_refused_before_anything_is_enqueued(
+    payload: dict[str, object], reason: str
+) -> None:
+    with pytest.raises(InvalidEvent, match=reason):
+        validate_event("export.requested", payload)

@@ -18,7 +18,6 @@ from dramatiq.middleware import (
     Middleware,
     Pipelines,
     ShutdownNotifications,
-    TimeLimit,
 )
 from prometheus_client import CollectorRegistry
 
@@ -26,12 +25,14 @@ from nightshift.common.breakers import BreakerCollector
 from nightshift.common.db.engine import make_engine
 from nightshift.common.encoder import install_encoder
 from nightshift.common.middleware.dead_letter_reasons import DeadLetterReasons
+from nightshift.common.middleware.job_progress import JobProgress
 from nightshift.common.middleware.job_records import JobRecords
 from nightshift.common.middleware.liveness import WorkerLiveness
 from nightshift.common.middleware.metrics import Metrics
 from nightshift.common.middleware.retries import ScheduledRetries
 from nightshift.common.middleware.revocations import Revocations
 from nightshift.common.middleware.signatures import MessageSigning, SignatureCheck
+from nightshift.common.middleware.time_limits import TimeLimits
 from nightshift.common.middleware.tracing import Tracing
 from nightshift.common.records import RecordWriter
 from nightshift.common.redis_broker import NightshiftRedisBroker
@@ -53,7 +54,7 @@ def middleware_stack(
         SignatureCheck(signer=signer),
         AgeLimit(),
         Revocations(),
-        TimeLimit(time_limit=settings.task_time_limit_ms),
+        TimeLimits(time_limit_ms=settings.task_time_limit_ms),
         ShutdownNotifications(),
         CurrentMessage(),
         Callbacks(),
@@ -61,6 +62,7 @@ def middleware_stack(
         Tracing(),
         Metrics(registry=registry),
         JobRecords(writer=writer),
+        JobProgress(engine=writer.engine),
         DeadLetterReasons(),
         ScheduledRetries(delays_ms=settings.retry_delays_ms),
         WorkerLiveness(interval_ms=settings.recovery_interval_ms),

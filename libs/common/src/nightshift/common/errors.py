@@ -131,3 +131,15 @@ class UnknownJob(NightshiftError):
         self.queue = queue
         place = f"the {where} of queue {queue!r}" if queue else f"any of the {where}"
         super().__init__(f"no job with id {job_id!r} in {place}")
+
+
+class JobForbidden(NightshiftError):
+    """A job exists but belongs to a tenant the caller's token does not cover.
+
+    Parameters:
+      job_id: The id asked for.
+    """
+
+    def __init__(self, job_id: str) -> None:
+        self.job_id = job_id
+        super().__init__(f"job {job_id!r} is outside this token's scope")

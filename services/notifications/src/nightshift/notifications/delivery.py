@@ -67,7 +67,7 @@ def send_email(
         user = session.get(User, request.user_id)
         if user is None:
             raise NotFound(f"user {request.user_id} does not exist")
-        context = {"display_name": user.display_name, "ids": dict(request.context_ids)}
+        context = {"display_name": user.display_name, "ids": dict(request.context_ids), "links": dict(request.links)}
         if request.template == gdpr.EXPORT_READY_TEMPLATE:
             context.update(gdpr.export_ready_context(session, request))
         rendered = templates.render(request.template, user.locale, context)

@@ -6,27 +6,44 @@ import datetime as dt
 import logging
 from zoneinfo import ZoneInfo
 
-from nightshift.common import runtime
+from dramatiq.middleware import CurrentMessage
+
+from nightshift.common import jobs, runtime
 from nightshift.common.contracts import NoArguments, contract_actor
 from nightshift.common.contracts import gdpr as gdpr_contracts
 from nightshift.common.contracts.gdpr import GdprRequestRef
 from nightshift.common.contracts.notifications import SEND_BULK_EMAIL, BulkEmailBatch
 from nightshift.common.contracts.posts import (
     CLEANUP_OLD_POSTS,
+    EXPORT_CONTENT,
     GENERATE_CONTENT_ANALYTICS,
     INDEX_POST,
     OPTIMIZE_SEARCH_INDEX,
+    PURGE_EXPIRED_EXPORTS,
     REINDEX_SEARCH,
     SEND_CONTENT_DIGEST_EMAIL,
     UPDATE_POST_ENGAGEMENT_SCORES,
     UPDATE_TRENDING_HASHTAGS,
     DayRef,
     DigestRequest,
+    ExportRequest,
     HourRef,
     PostChange,
     ReindexRequest,
 )
-from nightshift.posts import analytics, cleanup, digest, engagement, gdpr, indexing, optimize, reindex, trending
+from nightshift.common.records import attempt_number
+from nightshift.posts import (
+    analytics,
+    cleanup,
+    digest,
+    engagement,
+    exports,
+    gdpr,
+    indexing,
+    optimize,
+    reindex,
+    trending,
+)
 from nightshift.posts.settings import PostsSettings
 
 logger = logging.getLogger(__name__)
@@ -158,3 +175,40 @@ def send_content_digest_email(payload: DigestRequest) -> None:
         trending=settings.digest_trending,
     )
     logger.info("send_content_digest_email: %s", outcome)
+
+
+@contract_actor(EXPORT_CONTENT)
+def export_content(payload: ExportRequest) -> None:
+    """Make (or resume) an export; its link is the job's result and the requester is emailed."""
+    message = CurrentMessage.get_current_message()
+    if message is None:
+        raise RuntimeError("export_content runs as a Dramatiq message: its job id is the export's identity")
+    settings = _settings()
+    outcome = exports.export_content(
+        runtime.session_factory(),
+        runtime.storage(),
+        payload,
+        job_id=message.message_id,
+        limits=exports.ExportLimits(
+            max_range_days=settings.export_max_range_days,
+            part_bytes=settings.export_part_bytes,
+            gzip_level=settings.export_gzip_level,
+            link_ttl=dt.timedelta(seconds=settings.export_link_ttl_s),
+            sheet_rows=settings.export_xlsx_sheet_rows,
+            timezone=runtime.settings().timezone,
+        ),
+        attempt=attempt_number(message.options),
+        report=jobs.report_progress,
+        check_abort=jobs.check_abort,
+    )
+    jobs.set_result(outcome.result())
+
+
+@contract_actor(PURGE_EXPIRED_EXPORTS)
+def purge_expired_exports(payload: NoArguments) -> None:
+    """Delete expired exports' files; abandon unfinished exports nobody resumed."""
+    exports.purge_expired_exports(
+        runtime.session_factory(),
+        runtime.storage(),
+        abandon_after=dt.timedelta(hours=_settings().export_abandon_hours),
+    )

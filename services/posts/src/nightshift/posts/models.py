@@ -8,6 +8,7 @@ statistics, media) read them. The tables here are written by this service only.
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from typing import Any
 
 from sqlalchemy import (
@@ -24,7 +25,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR
+from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
 from nightshift.common.db.models import Base
@@ -138,3 +139,57 @@ class ContentAnalytics(Base):
     anomalies: Mapped[list[Any]] = mapped_column(JSONB, server_default=text("'[]'::jsonb"))
     note: Mapped[str | None] = mapped_column(Text)
     computed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Export(Base):
+    """One requested export: what, for whom, and how far it got.
+
+    ``status``: ``running`` (parts being written; ``upload_id`` is the storage
+    upload to resume), ``done`` (the file is under ``storage_key`` until
+    ``expires_at``), ``expired`` (removed by the purge), ``abandoned`` (an
+    unfinished export nobody resumed).
+    """
+
+    __tablename__ = "exports"
+    __table_args__ = (Index("ix_exports_status_expires_at", "status", "expires_at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    job_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), unique=True)
+    requester_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    what: Mapped[str] = mapped_column(String(32))
+    format: Mapped[str] = mapped_column(String(16))
+    since: Mapped[dt.date | None] = mapped_column(Date)
+    until: Mapped[dt.date | None] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(16))
+    storage_key: Mapped[str] = mapped_column(String(300))
+    upload_id: Mapped[str | None] = mapped_column(String(300))
+    total_rows: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    #: The first and last post ids of the export, fixed when it starts (None: it has no rows).
+    first_id: Mapped[int | None] = mapped_column(BigInteger)
+    last_id: Mapped[int | None] = mapped_column(BigInteger)
+    rows: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    bytes: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ExportPart(Base):
+    """The part log: each part of an export uploaded and where the next one starts.
+
+    ``last_id`` is the last row's key (post id) in the part; a resumed export
+    streams from there. ``attempt`` and ``worker_pid`` say which run wrote it.
+    """
+
+    __tablename__ = "export_parts"
+
+    export_id: Mapped[int] = mapped_column(ForeignKey("exports.id", ondelete="CASCADE"), primary_key=True)
+    number: Mapped[int] = mapped_column(Integer, primary_key=True)
+    rows: Mapped[int] = mapped_column(BigInteger)
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    last_id: Mapped[int] = mapped_column(BigInteger)
+    tag: Mapped[str] = mapped_column(String(200))
+    attempt: Mapped[int] = mapped_column(Integer)
+    worker_pid: Mapped[int] = mapped_column(Integer)
+    written_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -6,6 +6,7 @@ from nightshift.common.contracts.posts import (
     CLEANUP_OLD_POSTS,
     GENERATE_CONTENT_ANALYTICS,
     OPTIMIZE_SEARCH_INDEX,
+    PURGE_EXPIRED_EXPORTS,
     SEND_CONTENT_DIGEST_EMAIL,
     UPDATE_POST_ENGAGEMENT_SCORES,
     UPDATE_TRENDING_HASHTAGS,
@@ -54,5 +55,12 @@ SCHEDULES = (
         SEND_CONTENT_DIGEST_EMAIL,
         overlap="skip",
         description="The week's digest to active, opted-in users: composed here, sent by notifications in batches.",
+    ),
+    Schedule(
+        "purge_expired_exports",
+        "20 * * * *",
+        PURGE_EXPIRED_EXPORTS,
+        overlap="skip",
+        description="Delete export files whose link has expired; abort uploads of abandoned exports.",
     ),
 )

@@ -62,3 +62,15 @@ class PostsSettings(ServiceSettings):
     digest_interaction_days: int = Field(default=90, ge=1)
     #: Digest: trending hashtags of the week listed.
     digest_trending: int = Field(default=5, ge=0, le=20)
+    #: Exports: the longest date range an export may cover, in days (longer requests are refused).
+    export_max_range_days: int = Field(default=366, ge=1, le=3660)
+    #: Exports: compressed bytes per uploaded part (S3 needs at least 5 MiB for all parts but the last).
+    export_part_bytes: int = Field(default=5 * 1024 * 1024, ge=16 * 1024, le=512 * 1024 * 1024)
+    #: Exports: gzip level of CSV exports (1 fastest … 9 smallest); 1 keeps up with COPY (bench/exports.py).
+    export_gzip_level: int = Field(default=1, ge=1, le=9)
+    #: Exports: how long the download link works, in seconds; the file is removed after that.
+    export_link_ttl_s: int = Field(default=72 * 3600, ge=1, le=7 * 24 * 3600)
+    #: Exports: data rows per XLSX sheet before the next sheet starts (Excel's limit, less the header row).
+    export_xlsx_sheet_rows: int = Field(default=1_048_575, ge=10, le=1_048_575)
+    #: Exports: an unfinished export untouched for this many hours is abandoned by the purge.
+    export_abandon_hours: int = Field(default=48, ge=1)

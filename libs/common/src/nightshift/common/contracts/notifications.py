@@ -29,6 +29,8 @@ class EmailRequest(Payload):
     idempotency_key: str = Field(min_length=1, max_length=200)
     #: Ids the template may look up (a post id, an export id…); never personal data.
     context_ids: dict[str, int] = Field(default_factory=dict)
+    #: Links the template may show (an export's expiring download link): URLs, never personal data.
+    links: dict[str, str] = Field(default_factory=dict, max_length=5)
     urgency: Literal["high", "critical"] = "high"
     #: Honoured against the user's preferences (``security`` always goes); None: transactional.
     category: Category | None = None

@@ -374,3 +374,16 @@ class GdprPart(Base):
     counts: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
     created_at: Mapped[dt.datetime] = _now()
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class JobProgressRecord(Base):
+    """A job's last reported progress and its result, copied from Redis when the job ends."""
+
+    __tablename__ = "job_progress"
+
+    message_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    done: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    total: Mapped[int | None] = mapped_column(BigInteger)
+    note: Mapped[str | None] = mapped_column(String(200))
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    updated_at: Mapped[dt.datetime] = _now()

@@ -26,6 +26,7 @@ class NotificationRequested(Payload):
     template: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     idempotency_key: str = Field(min_length=1, max_length=200)
     context_ids: dict[str, int] = Field(default_factory=dict)
+    links: dict[str, str] = Field(default_factory=dict, max_length=5)
     urgency: Literal["high", "critical"] = "high"
     category: notifications.Category | None = None
 
@@ -73,6 +74,10 @@ class GdprPartsCompleted(Payload):
     kind: Literal["export", "erasure"]
 
 
+class ExportRequested(posts.ExportRequest):
+    """A user (or an operator, through their user account) asks for an export; the job id is the answer."""
+
+
 class AlertRaised(Payload):
     #: Alerts with the same key are sent once (a re-run of the check raises nothing new).
     alert_key: str = Field(min_length=1, max_length=200)
@@ -104,7 +109,7 @@ def _email_fields(event: NotificationRequested) -> dict[str, object]:
 
 
 def _push_fields(event: NotificationRequested) -> dict[str, object]:
-    return event.model_dump(mode="json", exclude={"channel", "urgency"})
+    return event.model_dump(mode="json", exclude={"channel", "urgency", "links"})
 
 
 def _webhook(name: str) -> Subscriber:
@@ -221,6 +226,16 @@ CATALOG: dict[str, EventSpec] = {
                 Subscriber(users.FINISH_USER_ERASURE, when=lambda e: e.kind == "erasure", adapt=_request_ref),
             ),
             description="Every service acknowledged its part of a GDPR request (written with the last part).",
+        ),
+        EventSpec(
+            name="export.requested",
+            version=1,
+            schema=ExportRequested,
+            subscribers=(Subscriber(posts.EXPORT_CONTENT),),
+            description=(
+                "Export a user's own posts, an author's analytics or an operator's content over a date range, "
+                "as CSV (gzip) or XLSX; the requester is emailed an expiring link."
+            ),
         ),
         EventSpec(
             name="ops.alert_raised",

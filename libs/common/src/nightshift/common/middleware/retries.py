@@ -12,6 +12,7 @@ from dramatiq.broker import MessageProxy
 from dramatiq.middleware import Retries
 
 from nightshift.common.errors import Deferred, PermanentError, RetryAfter
+from nightshift.common.middleware.time_limits import TimedOut
 from nightshift.common.revocation import Terminated
 from nightshift.common.settings import DEFAULT_RETRY_DELAYS_MS
 
@@ -24,7 +25,8 @@ class ScheduledRetries(Retries):
     option comes first, then the actor's, then this default). A :class:`PermanentError` (or a type
     in the actor's ``throws``) is dead-lettered after its first attempt. A
     :class:`Deferred` (an open circuit breaker, a rate limit) is put back with its
-    own delay and does not count as a retry; ``deferrals`` counts those.
+    own delay and does not count as a retry; ``deferrals`` counts those. A job stopped at its
+    time limit (:class:`TimedOut`) is dead-lettered after its attempt too.
 
     Parameters:
       delays_ms: The default schedule. Actors override it with the
@@ -55,7 +57,7 @@ class ScheduledRetries(Retries):
             return
         actor = broker.get_actor(message.actor_name)
         throws = message.options.get("throws") or actor.options.get("throws") or ()
-        if isinstance(exception, PermanentError) or (throws and isinstance(exception, throws)):
+        if isinstance(exception, PermanentError | TimedOut) or (throws and isinstance(exception, throws)):
             message.fail()
             return
 

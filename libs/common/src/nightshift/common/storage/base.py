@@ -5,11 +5,14 @@ from __future__ import annotations
 import abc
 import datetime as dt
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import IO
 
 #: Keys are relative, slash-separated paths of safe characters: no ``..``, no leading ``/``.
 _KEY = re.compile(r"^(?!/)(?!.*//)[A-Za-z0-9._\-/]{1,1024}(?<!/)$")
+
+#: Most parts an upload may have (S3's limit).
+MAX_PARTS = 10_000
 
 #: Longest life of a download link (S3's presigned URLs cannot outlive seven days).
 MAX_LINK_LIFETIME = dt.timedelta(days=7)
@@ -100,3 +103,49 @@ class Storage(abc.ABC):
         Raises:
           ValueError: When the lifetime is not positive or longer than seven days.
         """
+
+    # --- uploads in parts: a large object written as it is produced -------------
+
+    @abc.abstractmethod
+    def start_upload(self, key: str, *, content_type: str = "application/octet-stream") -> str:
+        """Begin writing *key* in parts; return the upload's id (keep it to resume after a crash).
+
+        Nothing is visible under *key* until :meth:`complete_upload`.
+        """
+
+    @abc.abstractmethod
+    def upload_part(self, key: str, upload_id: str, number: int, data: bytes) -> str:
+        """Store part *number* (1, 2, …) of an upload; return its tag for :meth:`complete_upload`.
+
+        Parts are sent in order. Sending part *n* again replaces it and forgets the
+        parts after it, so a writer that crashed resumes from its last recorded part.
+        On S3 every part but the last must be at least 5 MiB.
+
+        Raises:
+          ValueError: When *number* is out of order or above :data:`MAX_PARTS`.
+          NotFound: When the upload does not exist (completed or aborted).
+        """
+
+    @abc.abstractmethod
+    def complete_upload(self, key: str, upload_id: str, tags: Sequence[str]) -> None:
+        """Make the parts whose *tags* are given, in order, the object under *key*.
+
+        Raises:
+          NotFound: When the upload does not exist.
+          ValueError: When the tags do not match the parts stored.
+        """
+
+    @abc.abstractmethod
+    def abort_upload(self, key: str, upload_id: str) -> None:
+        """Drop an unfinished upload and its parts; an unknown upload is ignored."""
+
+
+def check_part_number(number: int) -> int:
+    """*number* if it is a valid part number.
+
+    Raises:
+      ValueError: When it is not between 1 and :data:`MAX_PARTS`.
+    """
+    if not 1 <= number <= MAX_PARTS:
+        raise ValueError(f"part number must be between 1 and {MAX_PARTS}, got {number}")
+    return number

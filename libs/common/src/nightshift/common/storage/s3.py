@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import IO, Any
 
 import boto3
@@ -12,7 +12,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from nightshift.common.errors import NotFound
-from nightshift.common.storage.base import Storage, validate_key, validate_lifetime
+from nightshift.common.storage.base import Storage, check_part_number, validate_key, validate_lifetime
 
 #: S3 deletes at most this many keys per request.
 DELETE_BATCH = 1000
@@ -21,7 +21,7 @@ DELETE_BATCH = 1000
 MULTIPART_CHUNK = 8 * 1024 * 1024
 
 #: Error codes S3 (and compatible stores) use for a missing object.
-_MISSING = {"404", "NoSuchKey", "NotFound"}
+_MISSING = {"404", "NoSuchKey", "NotFound", "NoSuchUpload"}
 
 
 class S3Storage(Storage):
@@ -115,6 +115,41 @@ class S3Storage(Storage):
         for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix):
             for item in page.get("Contents", []):
                 yield str(item["Key"])[len(self.prefix) :]
+
+    def start_upload(self, key: str, *, content_type: str = "application/octet-stream") -> str:
+        response = self.client.create_multipart_upload(
+            Bucket=self.bucket, Key=self._name(key), ContentType=content_type
+        )
+        return str(response["UploadId"])
+
+    def upload_part(self, key: str, upload_id: str, number: int, data: bytes) -> str:
+        check_part_number(number)
+        try:
+            response = self.client.upload_part(
+                Bucket=self.bucket, Key=self._name(key), UploadId=upload_id, PartNumber=number, Body=data
+            )
+        except ClientError as error:
+            raise self._translate(error, key) from None
+        return str(response["ETag"])
+
+    def complete_upload(self, key: str, upload_id: str, tags: Sequence[str]) -> None:
+        parts = [{"PartNumber": number, "ETag": tag} for number, tag in enumerate(tags, 1)]
+        try:
+            self.client.complete_multipart_upload(
+                Bucket=self.bucket, Key=self._name(key), UploadId=upload_id, MultipartUpload={"Parts": parts}
+            )
+        except ClientError as error:
+            code = str(error.response.get("Error", {}).get("Code", ""))
+            if code in {"InvalidPart", "InvalidPartOrder"}:
+                raise ValueError(f"upload {upload_id!r} of {key!r}: {code}") from None
+            raise self._translate(error, key) from None
+
+    def abort_upload(self, key: str, upload_id: str) -> None:
+        try:
+            self.client.abort_multipart_upload(Bucket=self.bucket, Key=self._name(key), UploadId=upload_id)
+        except ClientError as error:
+            if str(error.response.get("Error", {}).get("Code", "")) not in _MISSING:
+                raise
 
     def link(self, key: str, *, expires_in: dt.timedelta, filename: str | None = None) -> str:
         params: dict[str, str] = {"Bucket": self.bucket, "Key": self._name(key)}
