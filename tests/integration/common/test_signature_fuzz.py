@@ -45,7 +45,7 @@ def bodies(draw: st.DrawFn) -> bytes:
     kind = draw(st.sampled_from(["random", "genuine", "unsigned", "field", "option", "signature", "bytes"]))
     if kind == "random":
         return draw(st.binary(max_size=200))
-    message = Message(
+    message: Message[Any] = Message(
         queue_name=QUEUE, actor_name="fuzz_target", args=(), kwargs={"job": draw(st.text(max_size=8))}, options={}
     )
     MessageSigner(runtime.settings().signing_keys()).sign(message)

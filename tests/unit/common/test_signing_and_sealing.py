@@ -70,11 +70,17 @@ def test_a_ring_reads_ids_secrets_and_retirements_and_names_its_variable_when_wr
 
 def test_canonical_bytes_are_the_same_before_encoding_and_after_decoding() -> None:
     install_encoder()
-    message = Message(
+    kwargs: dict[Any, Any] = {
+        "at": dt.datetime(2026, 1, 2, 3, 4, tzinfo=dt.UTC),
+        "id": uuid.uuid4(),
+        "d": Decimal("1.5"),
+        3: "x",  # an integer key: a string once decoded
+    }
+    message: Message[Any] = Message(
         queue_name="testsvc_high.DQ",
         actor_name="work",
         args=(1, "two"),
-        kwargs={"at": dt.datetime(2026, 1, 2, 3, 4, tzinfo=dt.UTC), "id": uuid.uuid4(), "d": Decimal("1.5"), 3: "x"},
+        kwargs=kwargs,
         options={"trace_context": {"traceparent": "00-abc"}, "eta": 5, "retries": 2},
     )
     decoded = Message.decode(MessageEncoder().encode(message.asdict()))
@@ -106,7 +112,7 @@ def test_verify_accepts_the_ring_and_refuses_unsigned_unknown_retired_and_altere
     MessageSigner(KeyRing([RingKey("k0", retired.secret)])).sign(by_retired)
     with pytest.raises(RetiredSigningKey, match="retired at 2026-11-29T11:59:59"):
         signer.verify(by_retired)
-    altered = Message(**{**message.asdict(), "kwargs": {"n": 2}})
+    altered: Message[Any] = Message(**{**message.asdict(), "kwargs": {"n": 2}})
     with pytest.raises(TamperedMessage, match="altered"):
         signer.verify(altered)
     longer_age = message.copy(options={"max_age": 10**12})
