@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import hashlib
 import hmac
 import json
 from collections.abc import Callable
@@ -69,6 +68,9 @@ QUOTE_MAX_CHARS = 40
 
 Message = dramatiq.Message[Any] | MessageProxy
 
+#: Sorted, compact JSON (one encoder for every call: ``json.dumps`` with options builds one each time).
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=encode_default)
+
 
 def canonical_bytes(message: Message) -> bytes:
     """The bytes a signature covers: the signed parts of *message* as sorted, compact JSON.
@@ -79,8 +81,7 @@ def canonical_bytes(message: Message) -> bytes:
     Raises:
       TypeError, ValueError: A part that cannot be written as JSON.
     """
-    options = message.options
-    signed = {name: value for name, value in options.items() if name not in UNSIGNED_OPTIONS}
+    signed = {name: value for name, value in message.options.items() if name not in UNSIGNED_OPTIONS}
     parts = [
         q_name(message.queue_name),
         message.actor_name,
@@ -91,11 +92,10 @@ def canonical_bytes(message: Message) -> bytes:
         message.message_timestamp,
     ]
     try:
-        return json.dumps(parts, sort_keys=True, separators=(",", ":"), default=encode_default).encode()
+        return _CANONICAL.encode(parts).encode()
     except TypeError:
         # Keys of mixed types cannot be sorted: as JSON they are all strings, as after decoding.
-        as_decoded = json.loads(json.dumps(parts, default=encode_default))
-        return json.dumps(as_decoded, sort_keys=True, separators=(",", ":")).encode()
+        return _CANONICAL.encode(json.loads(json.dumps(parts, default=encode_default))).encode()
 
 
 class MessageSigner:
@@ -151,32 +151,36 @@ class MessageSigner:
           RetiredSigningKey: A key retired before now.
           TamperedMessage: A malformed signature, or one that does not match the message.
         """
-        present = message.options.get(SIGNATURE_OPTION) if isinstance(message.options, dict) else None
-        job = _quote(message.message_id)
+        options = message.options
+        present = options.get(SIGNATURE_OPTION) if isinstance(options, dict) else None
         if present is None:
-            raise UnsignedMessage(f"message {job} carries no signature")
+            raise UnsignedMessage(f"message {_quote(message.message_id)} carries no signature")
         if not isinstance(present, str) or "." not in present:
-            raise TamperedMessage(f"message {job} has a malformed signature")
+            raise TamperedMessage(f"message {_quote(message.message_id)} has a malformed signature")
         key_id, _, mac = present.partition(".")
         key = self.keys.get(key_id)
         if key is None:
-            raise UnknownSigningKey(f"message {job} is signed with unknown key {_quote(key_id)}")
-        if key.retired(self._clock()):
-            assert key.retired_at is not None
+            raise UnknownSigningKey(f"message {_quote(message.message_id)} is signed with unknown key {_quote(key_id)}")
+        if key.retired_at is not None and key.retired(self._clock()):
             raise RetiredSigningKey(
-                f"message {job} is signed with key {key.key_id!r}, retired at {key.retired_at.isoformat()}"
+                f"message {_quote(message.message_id)} is signed with key {key.key_id!r}, "
+                f"retired at {key.retired_at.isoformat()}"
             )
         try:
             expected = self._mac(key, canonical_bytes(message))
         except Exception as error:
-            raise TamperedMessage(f"message {job} cannot be checked ({type(error).__name__})") from None
+            raise TamperedMessage(
+                f"message {_quote(message.message_id)} cannot be checked ({type(error).__name__})"
+            ) from None
         if not hmac.compare_digest(expected, mac):
-            raise TamperedMessage(f"message {job} does not match its signature (altered after it was signed)")
+            raise TamperedMessage(
+                f"message {_quote(message.message_id)} does not match its signature (altered after it was signed)"
+            )
         return key
 
     @staticmethod
     def _mac(key: RingKey, canonical: bytes) -> str:
-        digest = hmac.new(key.secret, key.key_id.encode() + b"\n" + canonical, hashlib.sha256).digest()
+        digest = hmac.digest(key.secret, key.key_id.encode() + b"\n" + canonical, "sha256")
         return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
