@@ -31,19 +31,27 @@ from nightshift.common.middleware.liveness import WorkerLiveness
 from nightshift.common.middleware.metrics import Metrics
 from nightshift.common.middleware.retries import ScheduledRetries
 from nightshift.common.middleware.revocations import Revocations
+from nightshift.common.middleware.signatures import MessageSigning, SignatureCheck
 from nightshift.common.middleware.time_limits import TimeLimits
 from nightshift.common.middleware.tracing import Tracing
 from nightshift.common.records import RecordWriter
 from nightshift.common.redis_broker import NightshiftRedisBroker
 from nightshift.common.redis_client import redis_client
 from nightshift.common.settings import CommonSettings
+from nightshift.common.signing import MessageSigner
 
 
 def middleware_stack(
     settings: CommonSettings, *, writer: RecordWriter, registry: CollectorRegistry
 ) -> list[Middleware]:
-    """Every middleware a Nightshift broker runs, in order."""
+    """Every middleware a Nightshift broker runs, in order.
+
+    The signature check is first (a refused message meets no other middleware)
+    and the signing last (what the others add on enqueue is signed too).
+    """
+    signer = MessageSigner(settings.signing_keys())
     return [
+        SignatureCheck(signer=signer),
         AgeLimit(),
         Revocations(),
         TimeLimits(time_limit_ms=settings.task_time_limit_ms),
@@ -58,6 +66,7 @@ def middleware_stack(
         DeadLetterReasons(),
         ScheduledRetries(delays_ms=settings.retry_delays_ms),
         WorkerLiveness(interval_ms=settings.recovery_interval_ms),
+        MessageSigning(signer=signer),
     ]
 
 

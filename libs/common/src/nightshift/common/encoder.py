@@ -17,7 +17,12 @@ import dramatiq
 from dramatiq.encoder import JSONEncoder, MessageData
 
 
-def _default(value: Any) -> Any:
+def encode_default(value: Any) -> Any:
+    """JSON for what :mod:`json` does not write itself (datetimes, UUIDs, decimals, sets).
+
+    Raises:
+      TypeError: For any other type.
+    """
     if isinstance(value, dt.datetime | dt.date | dt.time):
         return value.isoformat()
     if isinstance(value, uuid.UUID | decimal.Decimal):
@@ -31,7 +36,7 @@ class MessageEncoder(JSONEncoder):
     """Dramatiq's JSON encoder extended with datetime, UUID and Decimal."""
 
     def encode(self, data: MessageData) -> bytes:
-        return json.dumps(data, separators=(",", ":"), default=_default).encode("utf-8")
+        return json.dumps(data, separators=(",", ":"), default=encode_default).encode("utf-8")
 
 
 def install_encoder() -> None:

@@ -8,6 +8,7 @@ schedule.
 from __future__ import annotations
 
 from dramatiq.errors import RateLimitExceeded
+from dramatiq.middleware import SkipMessage
 
 
 class NightshiftError(Exception):
@@ -32,6 +33,35 @@ class NotFound(PermanentError):
 
 class UndecodableMessage(PermanentError):
     """A message body could not be decoded into a Dramatiq message."""
+
+
+class MessageRefused(PermanentError, SkipMessage):
+    """A message whose signature does not hold: it never runs and goes to the dead letters.
+
+    Also a :class:`~dramatiq.middleware.SkipMessage`, the one kind of error a
+    ``before_process_message`` hook can raise that stops the actor from running
+    (Dramatiq logs and swallows any other).
+    """
+
+
+class UnsignedMessage(MessageRefused):
+    """The message carries no signature."""
+
+
+class UnknownSigningKey(MessageRefused):
+    """The message is signed with a key id this process does not know."""
+
+
+class RetiredSigningKey(MessageRefused):
+    """The message is signed with a key retired since."""
+
+
+class TamperedMessage(MessageRefused):
+    """The signature does not match the message: it was altered, or the signature is malformed."""
+
+
+class SealedFieldError(PermanentError):
+    """A sealed field cannot be opened: unknown or retired key, altered or malformed ciphertext."""
 
 
 class TransientError(NightshiftError):

@@ -37,7 +37,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import dramatiq
 import redis
@@ -137,6 +137,34 @@ return out
 
 #: Dramatiq's no-op hooks, by name: a middleware whose hook is one of these is skipped.
 _NO_OP_HOOKS = {name: getattr(Middleware, name) for name in dir(Middleware) if name.startswith(("before_", "after_"))}
+
+
+class MalformedMessage(ValueError):
+    """A decoded body whose fields have the wrong types, or that names another queue."""
+
+
+def check_shape(message: Message[Any], queue_name: str) -> None:
+    """Check the field types of a decoded *message* fetched from *queue_name*.
+
+    Dramatiq's worker trusts them: a body naming another queue kills the worker
+    thread that handles it, and a message id that is not a UUID stops the job
+    records' batch it lands in. Such a body is refused here, before any of that.
+
+    Raises:
+      MalformedMessage: Naming the first field that is wrong (never its value).
+    """
+    if message.queue_name != queue_name:
+        raise MalformedMessage(f"it names another queue than {queue_name!r}")
+    for name, kind in (("actor_name", str), ("args", list | tuple), ("kwargs", dict), ("options", dict)):
+        if not isinstance(getattr(message, name), kind):
+            raise MalformedMessage(f"its {name} is not a {kind}")
+    timestamp = message.message_timestamp
+    if not isinstance(timestamp, int) or isinstance(timestamp, bool):
+        raise MalformedMessage("its message_timestamp is not an integer")
+    try:
+        UUID(message.message_id)
+    except (TypeError, ValueError, AttributeError):
+        raise MalformedMessage("its message_id is not a UUID") from None
 
 
 class NightshiftRedisBroker(RedisBroker):
@@ -679,11 +707,15 @@ class WakingConsumer(_RedisConsumer):  # type: ignore[misc]
     def _decode(self, redis_id: str, body: bytes) -> Message[Any] | None:
         try:
             message = Message.decode(body)
+            check_shape(message, self.queue_name)
             message.options.setdefault("redis_message_id", redis_id)
             return message
         except Exception as error:
             # Never log or keep the body: it is unknown data, possibly personal.
-            reason = f"body of {len(body)} bytes is not a Dramatiq message ({type(error).__name__})"
+            if isinstance(error, MalformedMessage):
+                reason = f"body of {len(body)} bytes is not a valid message: {error}"
+            else:
+                reason = f"body of {len(body)} bytes is not a Dramatiq message ({type(error).__name__})"
             self.broker.do_nack(self.queue_name, redis_id)
             dead_letters.record_reason(
                 self.broker, q_name(self.queue_name), redis_id, UndecodableMessage.__name__, reason

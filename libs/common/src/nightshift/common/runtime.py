@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from nightshift.common.db.engine import make_engine, make_session_factory
 from nightshift.common.redis_client import redis_client
+from nightshift.common.sealing import Sealer
 from nightshift.common.settings import CommonSettings, load_settings
 from nightshift.common.storage import Storage, storage_from_settings
 
@@ -92,9 +93,15 @@ def app_redis() -> redis.Redis[bytes]:
     return redis_client(settings().redis_url, tls=settings().redis_tls)
 
 
+@cache
+def sealer() -> Sealer:
+    """Seals and opens personal message fields with ``SEALING_KEYS`` (see :mod:`nightshift.common.sealing`)."""
+    return Sealer(settings().sealing_key_ring())
+
+
 def reset() -> None:
     """Forget every cached resource (tests that change the environment call this)."""
     with _lock:
-        for function in (settings, engine, session_factory, storage, app_redis):
+        for function in (settings, engine, session_factory, storage, app_redis, sealer):
             function.cache_clear()
         _resources.clear()

@@ -14,9 +14,11 @@ import sys
 from pathlib import Path
 from typing import Literal, TypeVar
 
-from pydantic import Field, ValidationError, ValidationInfo, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from nightshift.common.errors import ConfigurationError
+from nightshift.common.keyring import KeyRing, development_ring_text, is_development_ring
 from nightshift.common.redis_client import RedisTLS, uses_tls
 
 #: Where ``nightshift up`` records the addresses of the embedded servers.
@@ -25,6 +27,9 @@ LOCAL_ENV_FILE = "var/run/local.env"
 #: Retry delays in milliseconds used when neither the actor nor the
 #: environment says otherwise: 1 s, 5 s, 25 s, then the dead letters.
 DEFAULT_RETRY_DELAYS_MS = (1000, 5000, 25000)
+
+#: Key rings: (field, purpose, exact key length or None). Both are required in production.
+KEY_RINGS = {"message_signing_keys": ("signing", None), "sealing_keys": ("sealing", 32)}
 
 
 class ServiceSettings(BaseSettings):
@@ -78,6 +83,12 @@ class CommonSettings(ServiceSettings):
     task_time_limit_ms: int = Field(default=10 * 60 * 1000, ge=1000)
     #: Job records and audit are written in batches at most this often.
     record_flush_interval_ms: int = Field(default=200, ge=10)
+    #: HMAC keys of message signatures, ``<id>:<base64>[@<retired at>],…`` (see ``keyring``);
+    #: required in production, a fixed development key elsewhere.
+    message_signing_keys: SecretStr | None = Field(default=None, validate_default=True)
+    #: AES-256-GCM keys of sealed (personal) message fields, same format, 32-byte keys;
+    #: required in production, a fixed development key elsewhere.
+    sealing_keys: SecretStr | None = Field(default=None, validate_default=True)
     health_host: str = "0.0.0.0"  # noqa: S104 - containers are probed from outside
     health_port: int = Field(default=8100, ge=0, le=65535)
 
@@ -107,6 +118,38 @@ class CommonSettings(ServiceSettings):
         if not value.startswith(("postgresql://", "postgresql+psycopg://", "postgres://")):
             raise ValueError("must be a postgresql:// URL")
         return value
+
+    @field_validator("message_signing_keys", "sealing_keys")
+    @classmethod
+    def _key_ring(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        assert info.field_name is not None
+        purpose, key_bytes = KEY_RINGS[info.field_name]
+        production = info.data.get("environment") == "production"
+        if value is None:
+            if production:
+                raise ValueError("must be set in production (the development key is public)")
+            return None
+        try:
+            ring = KeyRing.parse(value.get_secret_value(), variable=info.field_name.upper(), key_bytes=key_bytes)
+        except ConfigurationError as error:
+            raise ValueError(str(error).partition(": ")[2]) from None
+        if production and is_development_ring(ring, purpose):
+            raise ValueError("holds the development key, which is public: not in production")
+        return value
+
+    def signing_keys(self) -> KeyRing:
+        """The ring of ``MESSAGE_SIGNING_KEYS`` (the development ring when unset, outside production)."""
+        return self._ring("message_signing_keys")
+
+    def sealing_key_ring(self) -> KeyRing:
+        """The ring of ``SEALING_KEYS`` (the development ring when unset, outside production)."""
+        return self._ring("sealing_keys")
+
+    def _ring(self, field: str) -> KeyRing:
+        purpose, key_bytes = KEY_RINGS[field]
+        value: SecretStr | None = getattr(self, field)
+        text = value.get_secret_value() if value is not None else development_ring_text(purpose)
+        return KeyRing.parse(text, variable=field.upper(), key_bytes=key_bytes)
 
     @property
     def redis_tls(self) -> RedisTLS | None:

@@ -64,12 +64,13 @@ def _send(payload: EmailRequest) -> None:
 
 @contract_actor(SEND_OPS_ALERT)
 def send_ops_alert(payload: OpsAlert) -> None:
-    """Email an alert to the operators' address, once per alert key."""
+    """Email an alert to the operators' address, or to the sealed one it names (opened here), once per key."""
+    default_address = runtime.service_settings(NotificationsSettings).operators_address
     alerts.send_ops_alert(
         runtime.session_factory(),
         runtime.resource(configured_mailer),
         payload,
-        operators_address=runtime.service_settings(NotificationsSettings).operators_address,
+        operators_address=runtime.sealer().open(payload.notify) if payload.notify else default_address,
         templates=runtime.resource(configured_templates),
     )
 

@@ -40,7 +40,7 @@ def send_ops_alert(
     with transaction(sessions) as session:
         if not claim(session, f"ops_alert:{alert.alert_key}"):
             return False
-        rendered = templates.render(ALERT_TEMPLATE, "en", alert.model_dump(mode="json"))
+        rendered = templates.render(ALERT_TEMPLATE, "en", alert.model_dump(mode="json", exclude={"notify"}))
         mailer.send(
             Email(
                 recipient=Address(operators_address, "Nightshift operators"),

@@ -55,6 +55,9 @@ def record_raised_alert(payload: OpsAlert) -> None:
     notice_id = alert_lifecycle.raise_external(runtime.session_factory(), payload, dt.datetime.now(dt.UTC))
     if notice_id is not None:
         DELIVER_ALERT_NOTICE.send({"notice_id": notice_id})
+        if payload.notify is not None:
+            # The address it names gets its own copy; still sealed: only notifications' actor opens it.
+            SEND_OPS_ALERT.send(payload.model_copy(update={"alert_key": f"{payload.alert_key[:190]}:notify"}))
 
 
 @contract_actor(DELIVER_ALERT_NOTICE)

@@ -9,6 +9,7 @@ from pydantic import Field
 
 from nightshift.common.contracts import Contract, Payload
 from nightshift.common.lanes import Lane
+from nightshift.common.sealing import SealedStr
 
 #: A notification's category, for the user's preferences; None: transactional (always sent).
 Category = Literal["digest", "product_news", "security"]
@@ -91,6 +92,9 @@ class OpsAlert(Payload):
     summary: str = Field(min_length=1, max_length=300)
     #: The figures behind the alert (metric values, thresholds).
     facts: dict[str, float | int | str] = Field(default_factory=dict)
+    #: Email this address instead of the operators' (an on-call person, the team owning what alerted):
+    #: not a user of the platform, so no id can stand for it; personal, so sealed.
+    notify: SealedStr | None = None
 
 
 SEND_EMAIL = Contract("notifications", "send_email", Lane.HIGH, EmailRequest)

@@ -13,6 +13,7 @@ from pydantic import Field
 
 from nightshift.common.contracts import Payload, media, notifications, ops, posts, users
 from nightshift.common.events.spec import EventSpec, Subscriber
+from nightshift.common.sealing import SealedStr
 
 
 class UserRegistered(Payload):
@@ -85,6 +86,9 @@ class AlertRaised(Payload):
     severity: Literal["info", "warning", "critical"] = "warning"
     summary: str = Field(min_length=1, max_length=300)
     facts: dict[str, float | int | str] = Field(default_factory=dict)
+    #: An address that also gets the alert by email (an on-call person, the team owning what alerted):
+    #: not a user's, so no id can stand for it; personal, so sealed (see ``sealing``).
+    notify: SealedStr | None = None
 
 
 def _post_change(change: str) -> Callable[[Payload], dict[str, object]]:

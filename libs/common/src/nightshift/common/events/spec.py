@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from nightshift.common.contracts import Contract, Payload
+from nightshift.common.sealing import personal_fields
 
 
 @dataclass(frozen=True)
@@ -44,3 +45,8 @@ class EventSpec:
     schema: type[Payload]
     subscribers: tuple[Subscriber, ...]
     description: str = ""
+
+    @property
+    def personal_fields(self) -> tuple[str, ...]:
+        """The schema's personal fields: ``publish`` accepts them only sealed."""
+        return personal_fields(self.schema)

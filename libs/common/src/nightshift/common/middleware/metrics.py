@@ -97,8 +97,8 @@ class Metrics(Middleware):
     def _finish(self, message: MessageProxy, outcome: str) -> None:
         started = self._started.pop(message.message_id, None)
         series = self.series(message.queue_name, message.actor_name)
-        series.in_progress.dec()
-        if started is not None:
+        if started is not None:  # None: skipped before this middleware saw it start (a refused message)
+            series.in_progress.dec()
             series.duration.observe(time.perf_counter() - started)
         processed = series.outcomes.get(outcome)
         if processed is None:
