@@ -32,6 +32,10 @@ class UndecodableMessage(PermanentError):
     """A message body could not be decoded into a Dramatiq message."""
 
 
+class ProcessDied(PermanentError):
+    """The worker process died (crash, memory or time limit) every time it ran this message."""
+
+
 class TransientError(NightshiftError):
     """A dependency failed in a way that may succeed later; retried."""
 

@@ -12,7 +12,9 @@ from nightshift.common import runtime
 from nightshift.common.broker import build_broker, find_middleware
 from nightshift.common.health import HealthServer, readiness_check
 from nightshift.common.logs import configure_logging
+from nightshift.common.memory_bound import RECYCLE_EXIT_CODE, memory_bound_profile
 from nightshift.common.middleware.liveness import WorkerLiveness
+from nightshift.common.middleware.recycling import Recycling
 from nightshift.common.outbox import OutboxRelay
 from nightshift.common.processes import stop_on_signals
 from nightshift.common.service import ServiceSpec, load_object
@@ -27,12 +29,15 @@ def run_worker(spec: ServiceSpec, *, threads: int | None = None, health_port: in
     The service's own settings are loaded first: a bad variable stops it at once.
     On a signal the worker stops fetching, lets in-flight messages finish within
     ``SHUTDOWN_GRACE_MS`` (then requeues what is left), flushes its job records
-    and returns 0.
+    and returns 0. A memory-bound service (``spec.memory_bound`` or its
+    ``<SERVICE>_MEMORY_BOUND``) runs one message at a time and stops the same way
+    when it is due for replacement, returning :data:`RECYCLE_EXIT_CODE`.
     """
     settings = runtime.settings()
     if spec.settings is not None:
         service_settings: Any = load_object(spec.settings)
         runtime.service_settings(service_settings)
+    profile = memory_bound_profile(spec.name, spec.memory_bound)
     configure_logging(log_format=settings.log_format, level=settings.log_level, service=spec.name)
     configure_tracing(spec.name, otlp_endpoint=settings.otel_exporter_otlp_endpoint)
     broker = build_broker(settings)
@@ -41,7 +46,15 @@ def run_worker(spec: ServiceSpec, *, threads: int | None = None, health_port: in
     for queue in spec.queues:
         broker.declare_queue(queue)
 
+    stop = stop_on_signals()
+    recycling = None
+    if profile is not None:
+        recycling = Recycling(profile=profile, request_stop=stop.set, retry_delays_ms=settings.retry_delays_ms)
+        broker.add_middleware(recycling)
+        threads = 1
     worker = dramatiq.Worker(broker, queues=set(spec.queues), worker_threads=threads or spec.threads)
+    if profile is not None:
+        worker.queue_prefetch = 1  # the message it runs: nothing waits behind it in this process
     liveness: WorkerLiveness = find_middleware(broker, WorkerLiveness)
     liveness.service = spec.name
     health = HealthServer(
@@ -52,8 +65,6 @@ def run_worker(spec: ServiceSpec, *, threads: int | None = None, health_port: in
         registries=(broker.metrics_registry,),
     ).start()
     relay = OutboxRelay(runtime.engine(), broker)
-
-    stop = stop_on_signals()
 
     worker.start()
     relay.start()
@@ -71,4 +82,6 @@ def run_worker(spec: ServiceSpec, *, threads: int | None = None, health_port: in
     broker.close()
     health.stop()
     logger.info("Worker %s stopped.", spec.name)
+    if recycling is not None and recycling.recycle_reason is not None:
+        return RECYCLE_EXIT_CODE
     return 0
