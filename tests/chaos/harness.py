@@ -131,9 +131,8 @@ class Effects:
 def count_effects(engine: Engine, task_ids: list[str]) -> Effects:
     """How many of *task_ids* were applied once, more than once, and not at all."""
     with engine.connect() as connection:
-        counts = dict(
-            connection.execute(text("SELECT task_id, count(*) FROM chaos_effects GROUP BY task_id")).tuples().all()
-        )
+        rows = connection.execute(text("SELECT task_id, count(*) FROM chaos_effects GROUP BY task_id")).all()
+    counts: dict[str, int] = {str(task): int(n) for task, n in rows}
     once = sum(1 for task in task_ids if counts.get(task) == 1)
     twice = sum(1 for task in task_ids if counts.get(task, 0) > 1)
     return Effects(once=once, twice=twice, lost=[task for task in task_ids if task not in counts])
