@@ -95,7 +95,14 @@ class Recycling(Middleware):
         # Crashed starts are attempts too: with the retries already made, past the allowance?
         if int(message.options.get("retries", 0)) + starts > attempts:
             cause = self._last_cause(message) or "killed, or crashed in native code"
-            raise ProcessDied(f"the worker process died {starts - 1} times running this message (last cause: {cause})")
+            error = ProcessDied(
+                f"the worker process died {starts - 1} times running this message (last cause: {cause})"
+            )
+            # Dramatiq logs and ignores an exception raised here; a failed message is not
+            # run, and its nack dead-letters it with this reason (DeadLetterReasons).
+            logger.error("Dead-lettering message %s without running it: %s.", message.message_id, error)
+            message.stuff_exception(error)
+            message.fail()
 
     def after_process_message(
         self,
