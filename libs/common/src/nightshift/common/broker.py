@@ -31,6 +31,7 @@ from nightshift.common.middleware.retries import ScheduledRetries
 from nightshift.common.middleware.revocations import Revocations
 from nightshift.common.middleware.tracing import Tracing
 from nightshift.common.records import RecordWriter
+from nightshift.common.records_spill import RecordSpill
 from nightshift.common.redis_broker import NightshiftRedisBroker
 from nightshift.common.settings import CommonSettings
 
@@ -76,6 +77,7 @@ def build_broker(
     writer = writer or RecordWriter(
         make_engine(settings.database_url, pool_size=2, application_name="nightshift-records"),
         flush_interval_ms=settings.record_flush_interval_ms,
+        spill=RecordSpill(settings.record_spill_dir) if settings.record_spill_dir else None,
     )
     broker = NightshiftRedisBroker(
         url=settings.broker_url,

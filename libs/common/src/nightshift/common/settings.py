@@ -68,6 +68,9 @@ class CommonSettings(ServiceSettings):
     task_time_limit_ms: int = Field(default=10 * 60 * 1000, ge=1000)
     #: Job records and audit are written in batches at most this often.
     record_flush_interval_ms: int = Field(default=200, ge=10)
+    #: Where job records wait on disk when PostgreSQL is down longer than the memory
+    #: buffer lasts; unset, recording blocks instead (back-pressure). Never dropped.
+    record_spill_dir: str | None = None
     health_host: str = "0.0.0.0"  # noqa: S104 - containers are probed from outside
     health_port: int = Field(default=8100, ge=0, le=65535)
 
