@@ -173,18 +173,23 @@ class Workers:
         self.service = service
         self.logs = logs
         self.mode = mode
-        self.env = env or {}
+        self.env = {"HEALTH_HOST": "127.0.0.1", **(env or {})}
         self.processes: list[subprocess.Popen[bytes]] = []
+        #: Health port of each process (the pool's first child, in pool mode).
+        self.health_ports: list[int] = []
         self.started = 0
         logs.mkdir(parents=True, exist_ok=True)
         for _ in range(count):
             self.processes.append(self._start())
 
-    def _start(self) -> subprocess.Popen[bytes]:
+    def _start(self, health_port: int | None = None) -> subprocess.Popen[bytes]:
         self.started += 1
-        command = [sys.executable, "-m", "tests.support.chaos_service", self.mode, self.service, "--threads", "4"]
-        if self.mode == "pool":
-            command = command[:5]
+        command = [sys.executable, "-m", "tests.support.chaos_service", self.mode, self.service]
+        if self.mode == "worker":
+            port = health_port or free_port()
+            if health_port is None:
+                self.health_ports.append(port)
+            command += ["--threads", "4", "--health-port", str(port)]
         with open(self.logs / f"{self.service}-{self.started}.log", "ab") as log:
             return subprocess.Popen(command, env=child_env(self.env), stdout=log, stderr=subprocess.STDOUT)
 
@@ -193,7 +198,18 @@ class Workers:
         victim = self.processes[index]
         victim.send_signal(signal.SIGKILL)
         victim.wait()
-        self.processes[index] = self._start()
+        self.processes[index] = self._start(self.health_ports[index] if self.health_ports else None)
+
+    def livez(self, index: int) -> bool:
+        """Whether process *index* answers ``/livez`` with 200 within two seconds."""
+        import urllib.error
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.health_ports[index]}/livez", timeout=2) as answer:
+                return bool(answer.status == 200)
+        except (urllib.error.URLError, OSError):
+            return False
 
     def alive(self) -> bool:
         return all(process.poll() is None for process in self.processes)

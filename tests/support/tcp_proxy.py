@@ -2,8 +2,9 @@
 
 Clients connect to :attr:`TcpProxy.port`; each connection is relayed to the
 target (a TCP address or a Unix socket, PostgreSQL's here). :meth:`blackhole`
-stalls every connection, open and new, without closing any (packets dropped on
-a partitioned network: the peers see silence, not a reset); :meth:`sever`
+stalls every connection, open and new, without closing any (packets lost on
+a partitioned network: the peers see silence, not a reset; what was in flight is
+delivered once it heals, as TCP retransmission would); :meth:`sever`
 resets every connection and refuses new ones (a peer that is gone); :meth:`heal`
 lets traffic flow again.
 """
@@ -115,8 +116,8 @@ class TcpProxy:
                 data = source.recv(65536)
                 if not data:
                     break
-                if not self._flowing.is_set():
-                    continue  # dropped on the floor, as a partition would
+                while not self._flowing.wait(POLL_S) and not self._closed:
+                    pass  # held, as TCP retransmits across a partition, and delivered once it heals
                 sink.sendall(data)
         except (OSError, ValueError):
             pass
