@@ -292,14 +292,8 @@ class RecordWriter:
             return len(jobs) + len(audit) + self._write_spilled()
 
     def _write_spilled(self) -> int:
-        """Write back what was spilled to disk, oldest first (PostgreSQL is answering again)."""
-        written = 0
-        for path in self.spill.files() if self.spill is not None else ():
-            jobs, audit = self.spill.read(path)  # type: ignore[union-attr]
-            self._write(jobs, audit)
-            path.unlink()
-            written += len(jobs) + len(audit)
-        return written
+        """Write back what was spilled to disk (PostgreSQL is answering again)."""
+        return self.spill.replay(self._write) if self.spill is not None else 0
 
     def close(self) -> None:
         """Flush what is left and stop the background thread."""

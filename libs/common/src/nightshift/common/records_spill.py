@@ -18,6 +18,7 @@ import itertools
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,35 @@ class RecordSpill:
         jobs = [JobEvent(**_typed(JobEvent, item)) for item in document["jobs"]]
         audit = [AuditEntry(**_typed(AuditEntry, item)) for item in document["audit"]]
         return jobs, audit
+
+    def replay(self, write: Callable[[list[JobEvent], list[AuditEntry]], None]) -> int:
+        """Pass every spilled batch to *write*, oldest first, deleting each once written.
+
+        Several processes may share the folder: a batch is first claimed by renaming it
+        (one rename wins), and put back if *write* fails.
+
+        Returns:
+          How many records were written.
+
+        Raises:
+          Exception: Whatever *write* raised; the batch is back in the folder.
+        """
+        written = 0
+        for path in self.files():
+            claimed = path.with_suffix(f".claimed-{os.getpid()}")
+            try:
+                path.rename(claimed)
+            except FileNotFoundError:
+                continue  # another process took it
+            jobs, audit = self.read(claimed)
+            try:
+                write(jobs, audit)
+            except BaseException:
+                claimed.rename(path)
+                raise
+            claimed.unlink()
+            written += len(jobs) + len(audit)
+        return written
 
     def count(self) -> int:
         """How many records wait on disk."""
