@@ -27,6 +27,7 @@ from sqlalchemy import Engine, text
 from nightshift.common.local.embedded import redis_server_binary
 from nightshift.common.processes import free_port, stop_processes, wait_for
 from nightshift.common.redis_broker import NightshiftRedisBroker
+from nightshift.common.redis_ha import NotReplicated
 from tests.support.chaos_service import task_message
 from tests.support.processes import REPO_ROOT, child_env
 
@@ -90,6 +91,8 @@ class Load:
     rate: float = 40.0
     work_ms: int = 20
     accepted: list[str] = field(default_factory=list)
+    #: ``time.monotonic()`` of each accepted publish (the interruption is the longest gap).
+    accepted_at: list[float] = field(default_factory=list)
     refused: Counter[str] = field(default_factory=Counter)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
@@ -114,7 +117,8 @@ class Load:
             try:
                 self.broker.enqueue(task_message(self.service, task_id, work_ms=self.work_ms))
                 self.accepted.append(task_id)
-            except redis.RedisError as error:
+                self.accepted_at.append(time.monotonic())
+            except (redis.RedisError, NotReplicated) as error:
                 # The publisher is told at once: the task is not accepted, nothing is half-sent.
                 self.refused[type(error).__name__] += 1
             due += interval

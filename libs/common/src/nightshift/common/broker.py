@@ -33,6 +33,7 @@ from nightshift.common.middleware.tracing import Tracing
 from nightshift.common.records import RecordWriter
 from nightshift.common.records_spill import RecordSpill
 from nightshift.common.redis_broker import NightshiftRedisBroker
+from nightshift.common.redis_ha import ReplicatedRedisBroker, redis_client
 from nightshift.common.settings import CommonSettings
 
 
@@ -79,8 +80,14 @@ def build_broker(
         flush_interval_ms=settings.record_flush_interval_ms,
         spill=RecordSpill(settings.record_spill_dir) if settings.record_spill_dir else None,
     )
-    broker = NightshiftRedisBroker(
-        url=settings.broker_url,
+    if settings.redis_sentinels:  # Redis HA: the primary found through Sentinel (redis_ha)
+        options.setdefault("client", redis_client(settings, db=settings.broker_redis_db))
+    else:
+        options.setdefault("url", settings.broker_url)
+    if settings.redis_wait_replicas:
+        options.update(wait_replicas=settings.redis_wait_replicas, wait_timeout_ms=settings.redis_wait_timeout_ms)
+    broker_class = ReplicatedRedisBroker if settings.redis_wait_replicas else NightshiftRedisBroker
+    broker = broker_class(
         middleware=middleware_stack(settings, writer=writer, registry=registry),
         heartbeat_timeout=settings.heartbeat_timeout_ms,
         **options,

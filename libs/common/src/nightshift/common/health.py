@@ -16,9 +16,16 @@ from sqlalchemy import Engine, text
 Check = Callable[[], tuple[bool, dict[str, Any]]]
 
 
-def readiness_check(redis_url: str, engine: Engine) -> Check:
-    """Ready when Redis answers PING and PostgreSQL answers ``SELECT 1``, each within a second or two."""
-    client = redis.Redis.from_url(redis_url, socket_timeout=1, socket_connect_timeout=1)
+def readiness_check(redis_url: str | redis.Redis[bytes], engine: Engine) -> Check:
+    """Ready when Redis answers PING and PostgreSQL answers ``SELECT 1``, each within a second or two.
+
+    Parameters:
+      redis_url: A URL, or a client (one that goes through Sentinel: ``redis_ha.redis_client``).
+    """
+    if isinstance(redis_url, str):
+        client = redis.Redis.from_url(redis_url, socket_timeout=1, socket_connect_timeout=1)
+    else:
+        client = redis_url
 
     def check() -> tuple[bool, dict[str, Any]]:
         detail: dict[str, Any] = {}

@@ -88,7 +88,9 @@ def storage() -> Storage:
 @cache
 def app_redis() -> redis.Redis[bytes]:
     """The application Redis (locks, caches, rate limits): ``REDIS_URL``, not the broker's database."""
-    return redis.Redis.from_url(settings().redis_url)
+    from nightshift.common.redis_ha import redis_client  # through Sentinel when configured
+
+    return redis_client(settings())
 
 
 def reset() -> None:

@@ -47,6 +47,13 @@ class CommonSettings(ServiceSettings):
 
     environment: Literal["development", "production", "test"] = "development"
     redis_url: str = Field(description="Redis for application state (locks, dedup, rate limits).")
+    #: Sentinels to ask for the current primary (``host:port,host:port``); see ``redis_ha``.
+    redis_sentinels: str | None = None
+    #: The name the sentinels monitor the primary under.
+    redis_sentinel_master: str = "nightshift"
+    #: Replicas that must acknowledge each enqueue (``WAIT``) before it is accepted; 0: none.
+    redis_wait_replicas: int = Field(default=0, ge=0)
+    redis_wait_timeout_ms: int = Field(default=1000, ge=1)
     #: Dramatiq's maintenance uses KEYS, so the broker lives on a database of its own.
     broker_redis_db: int = Field(default=1, ge=0, le=15)
     database_url: str
@@ -79,6 +86,15 @@ class CommonSettings(ServiceSettings):
     def _redis_scheme(cls, value: str) -> str:
         if not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    @field_validator("redis_sentinels")
+    @classmethod
+    def _sentinel_addresses(cls, value: str | None) -> str | None:
+        if value:
+            from nightshift.common.redis_ha import parse_sentinels
+
+            parse_sentinels(value)
         return value
 
     @field_validator("database_url")

@@ -17,6 +17,7 @@ from nightshift.common.middleware.liveness import WorkerLiveness
 from nightshift.common.middleware.recycling import Recycling
 from nightshift.common.outbox import OutboxRelay
 from nightshift.common.processes import stop_on_signals
+from nightshift.common.redis_ha import redis_client
 from nightshift.common.service import ServiceSpec, load_object
 from nightshift.common.tracing import configure_tracing
 
@@ -61,7 +62,7 @@ def run_worker(spec: ServiceSpec, *, threads: int | None = None, health_port: in
         host=settings.health_host,
         port=spec.health_port if health_port is None else health_port,
         liveness=liveness.status,
-        readiness=readiness_check(settings.redis_url, runtime.engine()),
+        readiness=readiness_check(redis_client(settings, socket_timeout=1, socket_connect_timeout=1), runtime.engine()),
         registries=(broker.metrics_registry,),
     ).start()
     relay = OutboxRelay(runtime.engine(), broker)

@@ -5,14 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-import redis
-
 from nightshift.common import runtime
 from nightshift.common.broker import build_broker
 from nightshift.common.db.engine import make_engine, make_session_factory
 from nightshift.common.health import HealthServer, readiness_check
 from nightshift.common.logs import configure_logging
 from nightshift.common.processes import stop_on_signals
+from nightshift.common.redis_ha import redis_client
 from nightshift.common.schedules import installed_schedules
 from nightshift.common.service import ServiceSpec
 from nightshift.common.settings import load_settings
@@ -43,7 +42,7 @@ def run(spec: ServiceSpec) -> int:
     configure_tracing(spec.name, otlp_endpoint=settings.otel_exporter_otlp_endpoint)
     schedules = installed_schedules(options.extra_schedule_modules)
     broker = build_broker(settings)
-    client = redis.Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
+    client = redis_client(settings, socket_timeout=2, socket_connect_timeout=2)
     lease = LeaderLease(client, ttl_ms=options.lease_ttl_ms)
     scheduler = Scheduler(
         schedules=schedules,
@@ -65,7 +64,7 @@ def run(spec: ServiceSpec) -> int:
         host=settings.health_host,
         port=spec.health_port if options.health_port is None else options.health_port,
         liveness=scheduler.liveness,
-        readiness=readiness_check(settings.redis_url, runtime.engine()),
+        readiness=readiness_check(redis_client(settings, socket_timeout=1, socket_connect_timeout=1), runtime.engine()),
         registries=(broker.metrics_registry, scheduler.registry),
         status=scheduler.status,
     ).start()
