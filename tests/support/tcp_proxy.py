@@ -15,6 +15,7 @@ import contextlib
 import select
 import socket
 import threading
+import time
 from dataclasses import dataclass, field
 
 #: How long a relay thread waits for data before looking at the proxy's state again.
@@ -27,10 +28,14 @@ class TcpProxy:
 
     Parameters:
       target: ``(host, port)``, or the path of a Unix socket.
+      port: Where it listens (a free port by default).
+      latency_s: A delay added to every chunk relayed (a slow Redis).
     """
 
     target: tuple[str, int] | str
     port: int = 0
+    #: Added to every chunk relayed: a slow network or a slow server.
+    latency_s: float = 0.0
     _listener: socket.socket | None = None
     _flowing: threading.Event = field(default_factory=threading.Event)
     _refusing: bool = False
@@ -118,6 +123,8 @@ class TcpProxy:
                     break
                 while not self._flowing.wait(POLL_S) and not self._closed:
                     pass  # held, as TCP retransmits across a partition, and delivered once it heals
+                if self.latency_s:
+                    time.sleep(self.latency_s)
                 sink.sendall(data)
         except (OSError, ValueError):
             pass
