@@ -47,6 +47,11 @@ RUNS_KEY = "chaos:runs"
 #: Redis hash: task id → pid of the process that ran it last (the memory-bound tests).
 PIDS_KEY = "chaos:pids"
 
+#: Redis bitmap (application database): bit *n* set once backlog message *n* ran.
+BACKLOG_BITS = "chaos:backlog"
+#: Redis counter: backlog messages that found their bit already set (ran twice).
+BACKLOG_TWICE = "chaos:backlog:twice"
+
 #: The effects table: one row per applied effect (a task applied twice has two).
 DDL = """
 CREATE TABLE IF NOT EXISTS chaos_effects (
@@ -94,6 +99,13 @@ def declare_actors() -> None:
     @dramatiq.actor(queue_name="chaossvc_high", actor_name="chaossvc_apply")
     def chaossvc_apply(task_id: str, work_ms: int = 0) -> None:
         apply_effect(task_id, work_ms)
+
+    @dramatiq.actor(queue_name="chaossvc_high", actor_name="chaossvc_mark")
+    def chaossvc_mark(n: int) -> None:
+        """The backlog's task: as small as a task gets, its effect one bit."""
+        client = runtime.app_redis()
+        if client.setbit(BACKLOG_BITS, n, 1):
+            client.incr(BACKLOG_TWICE)
 
     @dramatiq.actor(queue_name="chaosmem_high", actor_name="chaosmem_apply")
     def chaosmem_apply(task_id: str, work_ms: int = 0) -> None:
