@@ -5,7 +5,7 @@ export UV_PYTHON ?= python3
 UV_VERSION := 0.13.9
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 
-.PHONY: setup up test lint typecheck pytest bench clean
+.PHONY: setup up test lint typecheck pytest chaos bench clean
 
 setup: $(UV)
 	$(UV) sync --all-packages --locked --compile-bytecode --quiet
@@ -33,6 +33,13 @@ pytest: setup
 	$(UV) run --no-sync pytest
 
 test: lint typecheck pytest
+
+# The chaos suite in its long forms (minutes per scenario); `make test` runs the short slice.
+# Prints the table of every scenario and leaves it in var/chaos/report.md.
+chaos: setup
+	rm -f var/chaos/report.md
+	CHAOS_LONG=1 $(UV) run --no-sync pytest tests/chaos -s --timeout 7200; \
+		status=$$?; echo; cat var/chaos/report.md 2>/dev/null; exit $$status
 
 bench: setup
 	$(UV) run --no-sync python -m bench.throughput

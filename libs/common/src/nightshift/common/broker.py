@@ -35,8 +35,9 @@ from nightshift.common.middleware.signatures import MessageSigning, SignatureChe
 from nightshift.common.middleware.time_limits import TimeLimits
 from nightshift.common.middleware.tracing import Tracing
 from nightshift.common.records import RecordWriter
+from nightshift.common.records_spill import RecordSpill
 from nightshift.common.redis_broker import NightshiftRedisBroker
-from nightshift.common.redis_client import redis_client
+from nightshift.common.redis_ha import ReplicatedRedisBroker, redis_client
 from nightshift.common.settings import CommonSettings
 from nightshift.common.signing import MessageSigner
 
@@ -94,9 +95,14 @@ def build_broker(
     writer = writer or RecordWriter(
         make_engine(settings.database_url, pool_size=2, application_name="nightshift-records"),
         flush_interval_ms=settings.record_flush_interval_ms,
+        spill=RecordSpill(settings.record_spill_dir) if settings.record_spill_dir else None,
     )
-    options.setdefault("client", redis_client(settings.broker_url, tls=settings.redis_tls))
-    broker = NightshiftRedisBroker(
+    # Through Sentinel when configured, with the TLS material of REDIS_TLS_* (redis_ha.redis_client).
+    options.setdefault("client", redis_client(settings, db=settings.broker_redis_db))
+    if settings.redis_wait_replicas:
+        options.update(wait_replicas=settings.redis_wait_replicas, wait_timeout_ms=settings.redis_wait_timeout_ms)
+    broker_class = ReplicatedRedisBroker if settings.redis_wait_replicas else NightshiftRedisBroker
+    broker = broker_class(
         middleware=middleware_stack(settings, writer=writer, registry=registry),
         heartbeat_timeout=settings.heartbeat_timeout_ms,
         **options,

@@ -45,9 +45,11 @@ def worker(service: str, threads: int | None, health_port: int | None) -> None:
 @click.argument("service")
 @click.option("--health-port", type=int, default=None, help="Port of the health server (0: any).")
 def run(service: str, health_port: int | None) -> None:
-    """Run SERVICE the way it is deployed (a worker, or its own entry point)."""
+    """Run SERVICE the way it is deployed (a worker, a memory-bound pool, or its own entry point)."""
+    from nightshift.common.memory_bound import memory_bound_profile
     from nightshift.common.service import load_object
     from nightshift.common.worker import run_worker
+    from nightshift.common.worker_pool import run_worker_pool
 
     spec = _service(service)
     if health_port is not None:
@@ -57,6 +59,9 @@ def run(service: str, health_port: int | None) -> None:
     if spec.entrypoint:
         entry: Any = load_object(spec.entrypoint)
         sys.exit(entry(spec))
+    profile = memory_bound_profile(spec.name, spec.memory_bound)
+    if profile is not None:
+        sys.exit(run_worker_pool(spec, processes=profile.processes, threads=1, prefetch=1))
     sys.exit(run_worker(spec))
 
 

@@ -64,6 +64,10 @@ class SealedFieldError(PermanentError):
     """A sealed field cannot be opened: unknown or retired key, altered or malformed ciphertext."""
 
 
+class ProcessDied(PermanentError):
+    """The worker process died (crash, memory or time limit) every time it ran this message."""
+
+
 class TransientError(NightshiftError):
     """A dependency failed in a way that may succeed later; retried."""
 

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import redis
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from sqlalchemy import Engine, text
@@ -17,13 +18,17 @@ from nightshift.common.redis_client import RedisTLS, redis_client
 Check = Callable[[], tuple[bool, dict[str, Any]]]
 
 
-def readiness_check(redis_url: str, engine: Engine, *, tls: RedisTLS | None = None) -> Check:
+def readiness_check(redis_url: str | redis.Redis[bytes], engine: Engine, *, tls: RedisTLS | None = None) -> Check:
     """Ready when Redis answers PING and PostgreSQL answers ``SELECT 1``, each within a second or two.
 
     Parameters:
-      tls: The Redis TLS material (``CommonSettings.redis_tls``).
+      redis_url: A URL, or a client (one that goes through Sentinel: ``redis_ha.redis_client``).
+      tls: The Redis TLS material (``CommonSettings.redis_tls``) for a URL.
     """
-    client = redis_client(redis_url, tls=tls, socket_timeout=1, socket_connect_timeout=1)
+    if isinstance(redis_url, str):
+        client = redis_client(redis_url, tls=tls, socket_timeout=1, socket_connect_timeout=1)
+    else:
+        client = redis_url
 
     def check() -> tuple[bool, dict[str, Any]]:
         detail: dict[str, Any] = {}

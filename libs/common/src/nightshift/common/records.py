@@ -5,7 +5,9 @@ each batch with one ``INSERT … SELECT FROM json_to_recordset(…)`` per table.
 Several events about one message in a batch are merged first (an upsert cannot
 touch a row twice). The buffer is flushed on interpreter exit and on worker
 shutdown, so a clean stop loses nothing; while PostgreSQL is down batches are
-kept (up to ``max_buffered``) and written when it returns.
+kept (up to ``max_buffered`` in memory, then spilled to disk or, without a spill
+folder, by making whoever records wait: :mod:`nightshift.common.records_spill`)
+and written when it returns.
 
 A publisher and workers write about the same messages concurrently, so events
 reach the database in any order: a record's status only moves forward (see
@@ -23,9 +25,12 @@ import threading
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
+
+if TYPE_CHECKING:
+    from nightshift.common.records_spill import RecordSpill
 
 logger = logging.getLogger(__name__)
 
@@ -266,15 +271,25 @@ class RecordWriter:
     Parameters:
       engine: Where to write.
       flush_interval_ms: How long an event may wait in memory.
-      max_buffered: Beyond this many unwritten items (PostgreSQL down for long),
-        the oldest are dropped and counted in :attr:`dropped`.
+      max_buffered: Beyond this many unwritten items (PostgreSQL down for long), the
+        oldest go to *spill*; without one, :meth:`job` and :meth:`audit` wait for room.
+      spill: Where records beyond *max_buffered* wait on disk.
     """
 
-    def __init__(self, engine: Engine, *, flush_interval_ms: int = 200, max_buffered: int = 200_000) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        flush_interval_ms: int = 200,
+        max_buffered: int = 200_000,
+        spill: RecordSpill | None = None,
+    ) -> None:
         self.engine = engine
+        self.spill = spill
+        #: Notified when a flush made room (the back-pressure of :meth:`job`).
+        self._room = threading.Condition()
         self.interval_s = flush_interval_ms / 1000
         self.max_buffered = max_buffered
-        self.dropped = 0
         self._jobs: deque[JobEvent] = deque()
         self._audit: deque[AuditEntry] = deque()
         self._flush_lock = threading.Lock()
@@ -285,10 +300,25 @@ class RecordWriter:
     def job(self, event: JobEvent) -> None:
         self._jobs.append(event)
         self._ensure_started()
+        self._wait_for_room()
 
     def audit(self, entry: AuditEntry) -> None:
         self._audit.append(entry)
         self._ensure_started()
+        self._wait_for_room()
+
+    def _wait_for_room(self) -> None:
+        """Back-pressure without a spill folder: block while the buffer is full."""
+        if self.spill is not None or not self._full() or self._stopped.is_set():
+            return
+        if threading.current_thread() is self._thread:
+            return
+        logger.warning("Job records buffer full (%d); waiting for PostgreSQL.", self.pending())
+        with self._room:
+            self._room.wait_for(lambda: not self._full() or self._stopped.is_set())
+
+    def _full(self) -> bool:
+        return len(self._jobs) > self.max_buffered or len(self._audit) > self.max_buffered
 
     def pending(self) -> int:
         return len(self._jobs) + len(self._audit)
@@ -329,7 +359,13 @@ class RecordWriter:
                 self._audit.extendleft(reversed(audit))
                 self._trim()
                 raise
-            return len(jobs) + len(audit)
+            with self._room:
+                self._room.notify_all()
+            return len(jobs) + len(audit) + self._write_spilled()
+
+    def _write_spilled(self) -> int:
+        """Write back what was spilled to disk (PostgreSQL is answering again)."""
+        return self.spill.replay(self._write) if self.spill is not None else 0
 
     def close(self) -> None:
         """Flush what is left and stop the background thread."""
@@ -343,10 +379,18 @@ class RecordWriter:
             logger.error("Could not write %d job records at shutdown.", self.pending(), exc_info=True)
 
     def _trim(self) -> None:
-        for buffer in (self._jobs, self._audit):
-            while len(buffer) > self.max_buffered:
-                buffer.popleft()
-                self.dropped += 1
+        """Move the oldest records beyond ``max_buffered`` to the spill folder (none is dropped)."""
+        if self.spill is None:
+            return  # bounded by the back-pressure of job() and audit()
+        jobs = [self._jobs.popleft() for _ in range(len(self._jobs) - self.max_buffered)]
+        audit = [self._audit.popleft() for _ in range(len(self._audit) - self.max_buffered)]
+        if jobs or audit:
+            try:
+                self.spill.write(jobs, audit)
+            except OSError:
+                logger.error("Cannot spill job records to %s; keeping them.", self.spill.directory, exc_info=True)
+                self._jobs.extendleft(reversed(jobs))
+                self._audit.extendleft(reversed(audit))
 
     def _write(self, jobs: list[JobEvent], audit: list[AuditEntry]) -> None:
         merged: dict[str, JobEvent] = {}

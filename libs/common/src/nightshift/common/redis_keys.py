@@ -102,6 +102,10 @@ class RedisKeys:
         """The key that marks job *job_id* as revoked."""
         return self.key(f"__revoked__.{job_id}")
 
+    def crashes(self, job_id: str) -> str:
+        """Starts of job *job_id* that never finished: its process died (memory-bound profile)."""
+        return self.key(f"__crashes__.{job_id}")
+
     def pattern(self, suffix: str) -> str:
         """A ``SCAN`` pattern for every key of this namespace ending in *suffix*."""
         return self.key(f"*{suffix}")

@@ -18,7 +18,6 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from nightshift.common.db.engine import make_engine, make_session_factory
-from nightshift.common.redis_client import redis_client
 from nightshift.common.sealing import Sealer
 from nightshift.common.settings import CommonSettings, load_settings
 from nightshift.common.storage import Storage, storage_from_settings
@@ -90,7 +89,9 @@ def storage() -> Storage:
 @cache
 def app_redis() -> redis.Redis[bytes]:
     """The application Redis (locks, caches, rate limits): ``REDIS_URL``, not the broker's database."""
-    return redis_client(settings().redis_url, tls=settings().redis_tls)
+    from nightshift.common.redis_ha import redis_client  # through Sentinel when configured
+
+    return redis_client(settings())
 
 
 @cache

@@ -13,6 +13,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 from nightshift.common.lanes import Lane, queue_name
+from nightshift.common.memory_bound import MemoryBound
 
 #: The entry-point group services register their spec under.
 ENTRY_POINT_GROUP = "nightshift.services"
@@ -32,6 +33,9 @@ class ServiceSpec:
       migrations_dir: Alembic versions of its own tables, if any.
       threads: Worker threads per process (the I/O-bound profile wants many).
       processes: Worker processes (the CPU-bound profile wants several).
+      memory_bound: Run the memory-bound profile (one message at a time per process, a
+        memory limit, processes replaced after ``max_tasks`` messages); see
+        :mod:`nightshift.common.memory_bound`. ``threads`` and ``processes`` are then ignored.
       health_port: Port of its health server when run locally.
       entrypoint: ``module:function`` taking the spec and returning an exit code: the
         service's ``worker.main``, which ``nightshift run`` calls. None runs a plain
@@ -57,6 +61,7 @@ class ServiceSpec:
     migrations_dir: Path | None = None
     threads: int = 8
     processes: int = 1
+    memory_bound: MemoryBound | None = None
     health_port: int = 8100
     entrypoint: str | None = None
     demo: str | None = None

@@ -55,6 +55,13 @@ class CommonSettings(ServiceSettings):
 
     environment: Literal["development", "production", "test"] = "development"
     redis_url: str = Field(description="Redis for application state (locks, dedup, rate limits).")
+    #: Sentinels to ask for the current primary (``host:port,host:port``); see ``redis_ha``.
+    redis_sentinels: str | None = None
+    #: The name the sentinels monitor the primary under.
+    redis_sentinel_master: str = "nightshift"
+    #: Replicas that must acknowledge each enqueue (``WAIT``) before it is accepted; 0: none.
+    redis_wait_replicas: int = Field(default=0, ge=0)
+    redis_wait_timeout_ms: int = Field(default=1000, ge=1)
     #: Dramatiq's maintenance uses KEYS, so the broker lives on a database of its own.
     broker_redis_db: int = Field(default=1, ge=0, le=15)
     #: The CA that signs the Redis server's certificate (``rediss://`` only; the system's CAs otherwise).
@@ -89,6 +96,9 @@ class CommonSettings(ServiceSettings):
     #: AES-256-GCM keys of sealed (personal) message fields, same format, 32-byte keys;
     #: required in production, a fixed development key elsewhere.
     sealing_keys: SecretStr | None = Field(default=None, validate_default=True)
+    #: Where job records wait on disk when PostgreSQL is down longer than the memory
+    #: buffer lasts; unset, recording blocks instead (back-pressure). Never dropped.
+    record_spill_dir: str | None = None
     health_host: str = "0.0.0.0"  # noqa: S104 - containers are probed from outside
     health_port: int = Field(default=8100, ge=0, le=65535)
 
@@ -110,6 +120,15 @@ class CommonSettings(ServiceSettings):
             raise ValueError(f"no such file: {value}")
         if info.field_name == "redis_tls_key_file" and not info.data.get("redis_tls_cert_file"):
             raise ValueError("is set without REDIS_TLS_CERT_FILE")
+        return value
+
+    @field_validator("redis_sentinels")
+    @classmethod
+    def _sentinel_addresses(cls, value: str | None) -> str | None:
+        if value:
+            from nightshift.common.redis_ha import parse_sentinels
+
+            parse_sentinels(value)
         return value
 
     @field_validator("database_url")

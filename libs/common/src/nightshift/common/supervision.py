@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from nightshift.common.memory_bound import RECYCLE_EXIT_CODE
 from nightshift.common.processes import stop_processes
 
 #: Longest wait before restarting a child that keeps dying (0 s, 1 s, 3 s, 7 s … at most this).
@@ -76,7 +77,9 @@ class SupervisedChild:
         """Restart the process if it has exited and its back-off has passed.
 
         A child that had run for :data:`STABLE_AFTER_S` was not crash-looping: its
-        back-off is forgotten and it is restarted at once.
+        back-off is forgotten and it is restarted at once. So is one that exited with
+        :data:`RECYCLE_EXIT_CODE` (the memory-bound profile replacing a process on
+        purpose), without counting as a restart.
 
         Parameters:
           now: The current ``time.monotonic()`` (read when not given).
@@ -86,6 +89,9 @@ class SupervisedChild:
         """
         if self.alive():
             return False
+        if self.returncode == RECYCLE_EXIT_CODE:
+            self.start()
+            return True
         ran_for = (time.monotonic() if now is None else now) - self.started_at
         if ran_for > STABLE_AFTER_S:
             self.restarts = 0

@@ -1,4 +1,4 @@
-"""Several worker processes for one service: the CPU-bound profile.
+"""Several worker processes for one service: the CPU-bound and memory-bound profiles.
 
 One Python process runs one image (or other CPU-heavy job) at a time no matter
 how many threads it has, so the CPU-bound profile runs *processes* workers of
@@ -6,7 +6,10 @@ one thread each. Each holds at most *prefetch* messages (Dramatiq's
 ``dramatiq_queue_prefetch``), so no message waits behind another's CPU work in
 a busy process while an idle one could take it. This module is the small
 supervisor around them: it starts the children, restarts any that die (with a
-back-off), and forwards SIGTERM/SIGINT so each child drains gracefully.
+back-off), and forwards SIGTERM/SIGINT so each child drains gracefully. The
+memory-bound profile (:mod:`nightshift.common.memory_bound`) is the same pool
+whose children replace themselves between messages: they exit with
+``RECYCLE_EXIT_CODE`` and are restarted at once.
 """
 
 from __future__ import annotations
@@ -14,8 +17,9 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
+from nightshift.common.memory_bound import RECYCLE_EXIT_CODE
 from nightshift.common.processes import stop_on_signals
 from nightshift.common.service import ServiceSpec
 from nightshift.common.supervision import SupervisedChild, restart_dead, stop_children
@@ -37,6 +41,8 @@ class WorkerPool:
       health_port: The first child serves health there; the others on a free port
         each, so several pools can share a machine.
       env: The children's environment (this process's by default).
+      command: The program a child runs, before ``--threads`` and ``--health-port``
+        (``nightshift worker <service>`` by default).
     """
 
     def __init__(
@@ -48,11 +54,13 @@ class WorkerPool:
         prefetch: int = 1,
         health_port: int | None = None,
         env: Mapping[str, str] | None = None,
+        command: Sequence[str] | None = None,
     ) -> None:
         if processes < 1 or threads < 1 or prefetch < 1:
             raise ValueError("processes, threads and prefetch must be at least 1")
         self.spec = spec
         self.threads = threads
+        self.base_command = list(command or [sys.executable, "-m", "nightshift.common.cli", "worker", spec.name])
         self.env = {**(os.environ if env is None else env), PREFETCH_VARIABLE: str(prefetch)}
         first_port = spec.health_port if health_port is None else health_port
         self.children = [
@@ -61,8 +69,7 @@ class WorkerPool:
         ]
 
     def _command(self, health_port: int) -> list[str]:
-        command = [sys.executable, "-m", "nightshift.common.cli", "worker", self.spec.name]
-        return [*command, "--threads", str(self.threads), "--health-port", str(health_port)]
+        return [*self.base_command, "--threads", str(self.threads), "--health-port", str(health_port)]
 
     def start(self) -> WorkerPool:
         for child in self.children:
@@ -87,7 +94,10 @@ class WorkerPool:
         """
         restarted = []
         for child, code in restart_dead(self.children):
-            logger.warning("Worker %s exited with %s; restarted.", child.name, code)
+            if code == RECYCLE_EXIT_CODE:
+                logger.info("Worker %s replaced (memory-bound profile).", child.name)
+            else:
+                logger.warning("Worker %s exited with %s; restarted.", child.name, code)
             restarted.append(self.children.index(child))
         return restarted
 
@@ -106,6 +116,7 @@ def run_worker_pool(
     prefetch: int = 1,
     health_port: int | None = None,
     check_interval_s: float = 0.5,
+    command: Sequence[str] | None = None,
 ) -> int:
     """Supervise a :class:`WorkerPool` of *spec* until SIGTERM or SIGINT; return 0.
 
@@ -121,6 +132,7 @@ def run_worker_pool(
         threads=threads or spec.threads,
         prefetch=prefetch,
         health_port=health_port,
+        command=command,
     )
     stop = stop_on_signals()
     pool.start()

@@ -11,7 +11,7 @@ from nightshift.common.db.engine import make_engine, make_session_factory
 from nightshift.common.health import HealthServer, readiness_check
 from nightshift.common.logs import configure_logging
 from nightshift.common.processes import stop_on_signals
-from nightshift.common.redis_client import redis_client
+from nightshift.common.redis_ha import redis_client
 from nightshift.common.schedules import installed_schedules
 from nightshift.common.service import ServiceSpec
 from nightshift.common.settings import load_settings
@@ -42,7 +42,7 @@ def run(spec: ServiceSpec) -> int:
     configure_tracing(spec.name, otlp_endpoint=settings.otel_exporter_otlp_endpoint)
     schedules = installed_schedules(options.extra_schedule_modules)
     broker = build_broker(settings)
-    client = redis_client(settings.redis_url, tls=settings.redis_tls, socket_timeout=2, socket_connect_timeout=2)
+    client = redis_client(settings, socket_timeout=2, socket_connect_timeout=2)
     lease = LeaderLease(client, ttl_ms=options.lease_ttl_ms)
     scheduler = Scheduler(
         schedules=schedules,
@@ -64,7 +64,7 @@ def run(spec: ServiceSpec) -> int:
         host=settings.health_host,
         port=spec.health_port if options.health_port is None else options.health_port,
         liveness=scheduler.liveness,
-        readiness=readiness_check(settings.redis_url, runtime.engine(), tls=settings.redis_tls),
+        readiness=readiness_check(redis_client(settings, socket_timeout=1, socket_connect_timeout=1), runtime.engine()),
         registries=(broker.metrics_registry, scheduler.registry),
         status=scheduler.status,
     ).start()

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import logging
 import time
 import traceback
 from collections.abc import Sequence
 from typing import Any
 
 import dramatiq
+import redis
 from dramatiq.broker import MessageProxy
 from dramatiq.middleware import Retries
 
-from nightshift.common.errors import Deferred, PermanentError, RetryAfter
+from nightshift.common.errors import Deferred, PermanentError, RetryAfter, TransientError
 from nightshift.common.middleware.time_limits import TimedOut
 from nightshift.common.revocation import Terminated
 from nightshift.common.settings import DEFAULT_RETRY_DELAYS_MS
+
+logger = logging.getLogger(__name__)
 
 
 class ScheduledRetries(Retries):
@@ -78,4 +82,25 @@ class ScheduledRetries(Retries):
         if isinstance(exception, RetryAfter):
             delay = max(delay, exception.retry_after_ms)
         self.logger.info("Retrying message %r in %d ms.", message.message_id, delay)
-        broker.enqueue(message, delay=delay)  # type: ignore[arg-type]
+        enqueue_retry(broker, message, delay)
+
+
+#: Seconds between two attempts to put a retry back while Redis is unreachable.
+REENQUEUE_INTERVAL_S = 1.0
+
+
+def enqueue_retry(broker: dramatiq.Broker, message: MessageProxy, delay: int) -> None:
+    """Put *message* back for its retry, waiting for Redis as long as it takes.
+
+    The message is acked right after this hook: a retry that could not be enqueued
+    (Redis restarting, a failover) would be lost, so this waits as Dramatiq's own
+    ack does. If the worker is stopped meanwhile, the message is still in its ack
+    set and comes back through the recovery of dead workers.
+    """
+    while True:
+        try:
+            broker.enqueue(message, delay=delay)  # type: ignore[arg-type]
+            return
+        except (redis.ConnectionError, redis.TimeoutError, TransientError) as error:
+            logger.warning("Could not enqueue the retry of %s (%s); trying again.", message.message_id, error)
+            time.sleep(REENQUEUE_INTERVAL_S)
