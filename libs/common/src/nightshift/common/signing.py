@@ -60,6 +60,7 @@ UNSIGNED_OPTIONS = frozenset(
         "deferrals",  # a breaker or rate limit put it back
         PRIOR_ATTEMPTS,  # a replayed dead letter's earlier attempts
         REVOKED_OPTION,  # set in memory when a job is revoked
+        "trace_context",  # observability only: a retry carries the trace it ran in
     }
 )
 
