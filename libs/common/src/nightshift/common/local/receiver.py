@@ -1,6 +1,7 @@
 """A small HTTP receiver run by ``nightshift up``: where demo webhooks and pushes land locally.
 
-It accepts any ``POST``, answers ``204`` and prints one line per request (path,
+It accepts any ``POST``, answers ``201 Created`` (what a Web Push service answers, RFC 8030;
+clients such as pywebpush refuse anything above 202) and prints one line per request (path,
 size and the headers that identify a delivery), so an operator watching the
 terminal sees outgoing webhooks and Web Push messages arrive. Its address is
 given to the services and the demo hooks as ``LOCAL_RECEIVER_URL``; the library
@@ -36,7 +37,7 @@ class LocalReceiver:
                     f"{name}={self.headers[name][:24]}" for name in _SHOWN_HEADERS if self.headers.get(name)
                 )
                 report(f"receiver    POST {self.path} {len(body)} bytes {shown}".rstrip())
-                self.send_response(204)
+                self.send_response(201)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
