@@ -109,7 +109,7 @@ def ssl_bin_dir() -> Path:
 
 @dataclass
 class SSLPostgres:
-    """A PostgreSQL server on 127.0.0.1 with ``ssl=on`` and only ``hostssl … cert`` access.
+    """A PostgreSQL server on localhost (TCP only) with ``ssl=on`` and only ``hostssl … cert`` access.
 
     Parameters:
       cert_file: The server's certificate (valid for ``localhost`` and ``127.0.0.1``).
