@@ -29,7 +29,8 @@ from nightshift.common.db import migrate
 from nightshift.common.db.engine import make_engine
 from nightshift.common.health import readiness_check
 from nightshift.common.processes import wait_for
-from nightshift.common.redis_client import RedisTLS, redis_client
+from nightshift.common.redis_client import RedisTLS
+from nightshift.common.redis_ha import redis_client
 from nightshift.common.settings import CommonSettings
 from tests.support.servers import psycopg_url
 from tests.support.tls import CertificateAuthority, Issued, TLSProxy
@@ -108,7 +109,7 @@ def test_a_worker_runs_a_message_over_tls_to_redis_and_postgresql(
             timeout=10,
             what="the job record of the message sent over TLS",
         )
-        ready, detail = readiness_check(settings.redis_url, clean_db, tls=settings.redis_tls)()
+        ready, detail = readiness_check(redis_client(settings, socket_timeout=1, socket_connect_timeout=1), clean_db)()
         assert ready, detail
     finally:
         worker.stop(timeout=5000)
@@ -119,11 +120,11 @@ def test_a_worker_runs_a_message_over_tls_to_redis_and_postgresql(
 
 
 def test_redis_refuses_a_wrong_ca_and_a_missing_client_certificate(
-    tls_redis: TLSProxy, authorities: Authorities
+    env: CommonSettings, tls_redis: TLSProxy, authorities: Authorities
 ) -> None:
     url = f"rediss://localhost:{tls_redis.port}/0"
     right = RedisTLS(str(authorities.ca.cert_file), str(authorities.client.cert_file), str(authorities.client.key_file))
-    assert redis_client(url, tls=right).ping()
+    assert redis_client(_on(env, url, right)).ping()
 
     # The client does not trust the server: it hangs up during the handshake.
     refused_at_start = len(tls_redis.refused)
@@ -131,7 +132,7 @@ def test_redis_refuses_a_wrong_ca_and_a_missing_client_certificate(
         str(authorities.wrong.cert_file), str(authorities.client.cert_file), str(authorities.client.key_file)
     )
     with pytest.raises(redis.ConnectionError, match="certificate verify failed"):
-        redis_client(url, tls=wrong_ca, socket_timeout=5).ping()
+        redis_client(_on(env, url, wrong_ca), socket_timeout=5).ping()
     # The proxy records that hang-up on its own thread: let it land before counting the next ones.
     wait_for(lambda: len(tls_redis.refused) > refused_at_start, timeout=5, what="the proxy seeing the hang-up")
 
@@ -144,7 +145,7 @@ def test_redis_refuses_a_wrong_ca_and_a_missing_client_certificate(
         ),
     ):
         with pytest.raises(redis.ConnectionError):
-            redis_client(url, tls=tls, socket_timeout=5).ping()
+            redis_client(_on(env, url, tls), socket_timeout=5).ping()
     wait_for(lambda: len(tls_redis.refused) >= before + 2, timeout=5, what="the proxy's two refusals")
     assert all("certificate" in reason.lower() for reason in tls_redis.refused[before:]), tls_redis.refused
 
@@ -153,7 +154,20 @@ def test_redis_refuses_a_wrong_ca_and_a_missing_client_certificate(
         f"?ssl_ca_certs={authorities.ca.cert_file}&ssl_certfile={authorities.client.cert_file}"
         f"&ssl_keyfile={authorities.client.key_file}"
     )
-    assert redis_client(url + query).ping()
+    assert redis_client(_on(env, url + query)).ping()
+
+
+def _on(env: CommonSettings, url: str, tls: RedisTLS | None = None) -> CommonSettings:
+    """*env* with ``REDIS_URL`` *url* and the ``REDIS_TLS_*`` files of *tls*."""
+    files = tls or RedisTLS()
+    return env.model_copy(
+        update={
+            "redis_url": url,
+            "redis_tls_ca_file": files.ca_file,
+            "redis_tls_cert_file": files.cert_file,
+            "redis_tls_key_file": files.key_file,
+        }
+    )
 
 
 @pytest.fixture(scope="module")
