@@ -9,7 +9,6 @@ here from ``deploy.pools`` and the installed services' schedules.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from deploy.generated import write_or_check
 from deploy.pools import BACKLOG_URL, NAMESPACE, SERVICES, Deployed
 from deploy.prescale import cron_triggers
 from nightshift.common.schedules import Schedule, installed_schedules
@@ -33,7 +33,7 @@ TRIGGER_AUTH = "ops-metrics"
 #: Image tag of the base; overlays set their own.
 IMAGE_TAG = "0.1.0"
 
-#: The unprivileged user of every image (see the Dockerfiles).
+#: The unprivileged user and group of every image (deploy.dockerfiles) and pod.
 RUN_AS = 10001
 
 #: Seconds added to ``SHUTDOWN_GRACE_MS`` for the pod's termination grace: flushing job records, closing.
@@ -407,26 +407,14 @@ def render(schedules: Iterable[Schedule] | None = None) -> dict[Path, str]:
     return files
 
 
-def stale_files(files: dict[Path, str]) -> list[Path]:
-    """The paths whose content on disk differs from *files*."""
-    return [path for path, text in files.items() if not path.is_file() or path.read_text() != text]
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Write the generated manifests, or with ``--check`` report the stale ones (exit 1)."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if a file is out of date")
-    options = parser.parse_args(argv)
-    files = render()
-    stale = stale_files(files)
-    if options.check:
-        for path in stale:
-            print(f"out of date: {path} (run python -m deploy.manifests)", file=sys.stderr)
-        return 1 if stale else 0
-    for path in stale:
-        path.write_text(files[path])
-        print(f"wrote {path}")
-    return 0
+    return write_or_check(
+        render(),
+        command="python -m deploy.manifests",
+        description="Generate the per-service Kubernetes manifests under deploy/k8s.",
+        argv=argv,
+    )
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ from nightshift.common.db import migrate
 from nightshift.common.health import readiness_check
 from nightshift.common.outbox import OUTBOX_CHANNEL, OutboxRelay
 from nightshift.common.processes import wait_for
-from nightshift.common.redis_client import redis_client
+from nightshift.common.redis_ha import redis_client
 from nightshift.common.settings import CommonSettings
 from tests.support.ssl_postgres import SUPERUSER, SSLPostgres
 from tests.support.tls import CertificateAuthority, Issued, TLSProxy
@@ -167,7 +167,9 @@ def test_a_worker_runs_a_message_over_tls_to_redis_and_postgresql(
         wait_for(lambda: plain.get(key) == b"ran", timeout=10, what="the actor's effect via TLS")
         wait_for(lambda: _job_status(message.message_id) == "done", timeout=10, what="the job record written over TLS")
         wait_for(_listening, timeout=10, what="the outbox relay's LISTEN connection")
-        ready, detail = readiness_check(settings.redis_url, runtime.engine(), tls=settings.redis_tls)()
+        ready, detail = readiness_check(
+            redis_client(settings, socket_timeout=1, socket_connect_timeout=1), runtime.engine()
+        )()
         assert ready, detail
         # Every connection the server has from the platform is TLS, with postgres's certificate.
         with runtime.engine().connect() as connection:
@@ -204,7 +206,7 @@ def test_redis_verifies_the_server_and_presents_the_client_certificate(
             REDIS_TLS_KEY_FILE=str(cert.key_file) if cert else None,
         )
         # A timeout, so that a handshake the proxy refuses fails at once.
-        return redis_client(settings.redis_url, tls=settings.redis_tls, socket_timeout=5)
+        return redis_client(settings, socket_timeout=5)
 
     assert client(authorities.ca.cert_file, authorities.client).ping()
 

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -20,6 +18,7 @@ from nightshift.common import runtime
 from nightshift.common.db.models import User
 from nightshift.common.processes import free_port
 from nightshift.common.settings import CommonSettings
+from tests.support.http_server import QuietHandler, serving
 
 
 @dataclass(frozen=True)
@@ -49,7 +48,7 @@ class SendGridStub:
 def sendgrid_stub() -> Iterator[SendGridStub]:
     stub = SendGridStub(url="")
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length", "0"))
             body = json.loads(self.rfile.read(length) or b"null")
@@ -64,16 +63,9 @@ def sendgrid_stub() -> Iterator[SendGridStub]:
             self.end_headers()
             self.wfile.write(stub.response_body)
 
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    stub.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield stub
-    server.shutdown()
-    server.server_close()
+    with serving(Handler) as url:
+        stub.url = url
+        yield stub
 
 
 @dataclass
