@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
+import redis
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 
@@ -21,7 +22,12 @@ from nightshift.common.contracts.posts import DayRef
 from nightshift.common.db.engine import make_engine, make_session_factory, transaction
 from nightshift.common.db.models import ScheduleRow
 from nightshift.common.db.roles import MIGRATIONS_ROLE, WORKER_ROLE, service_role
+from nightshift.common.redis_broker import NightshiftRedisBroker
 from nightshift.common.settings import CommonSettings
+from nightshift.ops import maintenance
+from nightshift.ops.settings import OpsSettings
+from tests.support.expired_data import EXPECTED_PURGE, NOW, seed_expired_and_young
+from tests.support.ops_actors import QUEUE
 from tests.support.servers import psycopg_url
 
 pytestmark = pytest.mark.integration
@@ -43,7 +49,15 @@ DENIED = {
         "INSERT INTO posts DEFAULT VALUES",
     ],
     "scheduler": ["SELECT * FROM users", "SELECT * FROM ops_api_tokens", "DELETE FROM job_records"],
-    "ops": ["SELECT * FROM auth_tokens", "SELECT * FROM users", "UPDATE media SET status = status"],
+    "ops": [
+        "SELECT * FROM auth_tokens",
+        "SELECT * FROM users",
+        "UPDATE media SET status = status",
+        # The purge may delete expired deliveries by date, never read who got which email.
+        "SELECT user_id, template FROM email_deliveries",
+        "UPDATE email_deliveries SET template = template",
+        "DELETE FROM posts",
+    ],
 }
 
 
@@ -179,3 +193,23 @@ def test_each_service_does_its_real_work_as_its_role(
         assert connection.execute(text("SELECT count(*) FROM email_deliveries")).scalar_one() == 1
         assert connection.execute(text("SELECT count(*) FROM ops_operators")).scalar_one() == 1
         assert connection.execute(text("SELECT paused FROM schedules WHERE name = 'role-check'")).scalar_one()
+
+
+def test_ops_purges_expired_data_as_its_role(
+    database_url: str, clean_db: Engine, broker: NightshiftRedisBroker, redis_client: redis.Redis[bytes]
+) -> None:
+    """The real purge, connected as the ops login user: every kind of expired row goes, the young stay."""
+    seed_expired_and_young(clean_db, redis_client, broker)
+    sessions = make_session_factory(make_engine(login_url(database_url, "ops")))
+
+    purged = maintenance.purge_expired_data(sessions, broker, [QUEUE], OpsSettings(purge_batch_size=2), now=NOW)
+
+    assert purged == EXPECTED_PURGE
+    with clean_db.connect() as connection:
+        assert connection.execute(text("SELECT idempotency_key FROM email_deliveries")).scalars().all() == ["young"]
+    # Still least privilege: it deleted expired deliveries without being able to read whose they were.
+    with (
+        psycopg.connect(psycopg_url(login_url(database_url, "ops")), autocommit=True) as connection,
+        pytest.raises(psycopg.errors.InsufficientPrivilege),
+    ):
+        connection.execute("SELECT idempotency_key, user_id FROM email_deliveries")
