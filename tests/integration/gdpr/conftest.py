@@ -43,6 +43,8 @@ assert nightshift.users.actors  # imported for their actors: the broker fixture 
 
 #: Ids far from anything a sequence hands out, so finding one in a row means finding this person.
 SUBJECT_ID, OTHER_ID = 987_654_321, 123_456_789
+#: The campaign both people got one email of, in one batch.
+CAMPAIGN = "digest:2026-11-23"
 
 
 @dataclass
@@ -150,9 +152,8 @@ def upload(engine: Engine, person: Person, post_id: int, name: str) -> int:
     return media_id
 
 
-def notification_data(engine: Engine, person: Person, campaign: str, *, suppressed: bool) -> None:
-    """Their preferences, a device with the pushes sent to it, a webhook endpoint with a delivery, a campaign
-    email (through the real worker) and, when *suppressed*, the suppression of their address (a bounce)."""
+def notification_data(engine: Engine, person: Person) -> None:
+    """Their preferences, a device with the pushes sent to it, a webhook endpoint with a delivery."""
     sessions = make_session_factory(engine)
     with transaction(sessions) as session:
         set_preference(session, person.user_id, "product_news", "email", enabled=True)
@@ -176,19 +177,24 @@ def notification_data(engine: Engine, person: Person, campaign: str, *, suppress
             )
         )
     person.device_keys += [token, url]
-    SEND_BULK_EMAIL.send(
-        BulkEmailBatch(
-            campaign=campaign, template="digest", category="digest", recipients=[BulkRecipient(user_id=person.user_id)]
-        )
-    )
+
+
+def campaign(engine: Engine, name: str, *people: Person) -> None:
+    """One campaign batch to *people*, through the real worker (the outbox backend writes each copy)."""
+    recipients = [BulkRecipient(user_id=person.user_id) for person in people]
+    SEND_BULK_EMAIL.send(BulkEmailBatch(campaign=name, template="digest", category="digest", recipients=recipients))
 
     def sent() -> bool:
         with Session(engine) as session:
-            return session.get(BulkEmailDelivery, (campaign, person.user_id)) is not None
+            rows = session.scalars(select(BulkEmailDelivery.status).where(BulkEmailDelivery.campaign == name)).all()
+        return rows == ["sent"] * len(people)
 
-    wait_for(sent, timeout=30, what=f"the {campaign} email of user {person.user_id}")
-    if suppressed:
-        assert apply_events(sessions, [{"event": "bounce", "email": person.email}]) == 1
+    wait_for(sent, timeout=30, what=f"the {name} emails")
+
+
+def bounce(engine: Engine, person: Person) -> None:
+    """The provider reports their address bouncing: it is suppressed."""
+    assert apply_events(make_session_factory(engine), [{"event": "bounce", "email": person.email}]) == 1
 
 
 def welcome(engine: Engine, broker: NightshiftRedisBroker, *people: Person) -> None:
@@ -230,8 +236,10 @@ def world(platform: NightshiftRedisBroker, clean_db: Engine) -> World:
         make_session_factory(clean_db), runtime.app_redis(), hour=dt.datetime.now(dt.UTC), min_posts=1
     )
     welcome(clean_db, platform, subject, other)
-    notification_data(clean_db, subject, "digest:2026-11-23", suppressed=True)
-    notification_data(clean_db, other, "digest:2026-11-23", suppressed=False)
+    notification_data(clean_db, subject)
+    notification_data(clean_db, other)
+    campaign(clean_db, CAMPAIGN, subject, other)
+    bounce(clean_db, subject)
     return World(subject, other, subject_posts, other_posts)
 
 

@@ -22,7 +22,7 @@ from nightshift.common import runtime
 from nightshift.common.cli import main as nightshift
 from nightshift.common.contracts.gdpr import GDPR_SERVICES
 from nightshift.common.contracts.notifications import SEND_EMAIL
-from nightshift.common.db.models import GdprRequest, suppressed_sql
+from nightshift.common.db.models import GdprRequest, JobRecord, suppressed_sql
 from nightshift.common.events import publish
 from nightshift.common.gdpr.proof import verify_proof
 from nightshift.common.gdpr.settings import GdprSettings
@@ -34,7 +34,7 @@ from nightshift.common.storage.local import LocalStorage
 from nightshift.notifications.models import EmailDelivery
 from nightshift.posts.search import search_posts
 from nightshift.posts.trending import cached_trending
-from tests.integration.gdpr.conftest import Person, World, wait_until_done
+from tests.integration.gdpr.conftest import CAMPAIGN, Person, World, wait_until_done
 from tests.integration.gdpr.scan import scan_mail_outbox, scan_redis, scan_storage, scan_tables
 
 pytestmark = pytest.mark.integration
@@ -96,9 +96,7 @@ def test_export_holds_all_of_the_user_and_erasure_leaves_nothing(
     assert archive.read(parts["media"]["media"][0]["file"]) == storage.get(original)
     notifications = parts["notifications"]
     assert [d["template"] for d in notifications["email_deliveries"]] == ["welcome"]
-    assert [(d["campaign"], d["status"]) for d in notifications["bulk_email_deliveries"]] == [
-        ("digest:2026-11-23", "sent")
-    ]
+    assert [(d["campaign"], d["status"]) for d in notifications["bulk_email_deliveries"]] == [(CAMPAIGN, "sent")]
     assert [(p["category"], p["channel"], p["enabled"]) for p in notifications["notification_preferences"]] == [
         ("digest", "push", False),
         ("product_news", "email", True),
@@ -186,6 +184,11 @@ def test_export_holds_all_of_the_user_and_erasure_leaves_nothing(
         "webhook_deliveries": 1,
         "webhook_endpoints": 1,
     }
+    # The campaign batch's record keeps its other recipient and loses the user.
+    with Session(clean_db) as session:
+        (batch,) = session.scalars(select(JobRecord.args).where(JobRecord.actor == "send_bulk_email")).all()
+    assert [r["user_id"] for r in batch["recipients"]] == ["erased", other.user_id]
+    assert batch["campaign"] == CAMPAIGN
     # The address stays suppressed, by its digest, without being stored: a new account with it gets no mail.
     with Session(clean_db) as session:
         kept = session.scalars(text("SELECT email FROM email_suppressions")).all()
