@@ -104,7 +104,7 @@ CONNECTION_SECRETS = {"REDIS_URL": "REDIS_URL", "DATABASE_URL": "DATABASE_URL"}
 
 #: The Secret every process reads the platform's key rings from: one place to rotate them, since
 #: every service must sign, check and open messages with the same keys (docs/security.md).
-SHARED_SECRET = "nightshift-shared"
+SHARED_SECRET = "nightshift-shared"  # noqa: S105 - the Secret's name, not a value
 #: Required in production by every process (``CommonSettings``): variable -> key in ``SHARED_SECRET``.
 SHARED_SECRET_ENV = {"MESSAGE_SIGNING_KEYS": "MESSAGE_SIGNING_KEYS", "SEALING_KEYS": "SEALING_KEYS"}
 

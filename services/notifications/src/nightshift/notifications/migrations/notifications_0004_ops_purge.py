@@ -33,4 +33,4 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.execute(f"REVOKE SELECT ({', '.join(PURGE_COLUMNS)}), DELETE ON TABLE email_deliveries FROM {ROLE}")
+    op.execute(f"REVOKE SELECT ({', '.join(PURGE_COLUMNS)}), DELETE ON TABLE email_deliveries FROM {ROLE}")  # noqa: S608
