@@ -22,6 +22,9 @@ from nightshift.common.contracts.posts import DayRef
 from nightshift.common.db.engine import make_engine, make_session_factory, transaction
 from nightshift.common.db.models import ScheduleRow
 from nightshift.common.db.roles import MIGRATIONS_ROLE, WORKER_ROLE, service_role
+from nightshift.common.events.catalog import WEBHOOK_EVENTS
+from nightshift.common.gdpr.requests import request_erasure, request_export
+from nightshift.common.gdpr.workflow import start_parts
 from nightshift.common.redis_broker import NightshiftRedisBroker
 from nightshift.common.settings import CommonSettings
 from nightshift.ops import maintenance
@@ -213,3 +216,41 @@ def test_ops_purges_expired_data_as_its_role(
         pytest.raises(psycopg.errors.InsufficientPrivilege),
     ):
         connection.execute("SELECT idempotency_key, user_id FROM email_deliveries")
+
+
+def test_notifications_exports_and_erases_its_gdpr_part_as_its_role(
+    database_url: str, clean_db: Engine, broker: NightshiftRedisBroker
+) -> None:
+    """Every table of ``USER_TABLES`` read, then erased (the suppression kept by digest), as its login user."""
+    from nightshift.notifications import gdpr as notifications_gdpr
+    from nightshift.notifications.feedback import apply_events
+    from nightshift.notifications.preferences import set_preference
+    from nightshift.notifications.push.devices import register_device
+    from nightshift.notifications.webhooks.endpoints import register_endpoint
+
+    with clean_db.begin() as connection:
+        connection.execute(text("INSERT INTO users (id, email, display_name) VALUES (1, 'Ada@example.com', 'Ada')"))
+    admin = make_session_factory(clean_db)
+    register_device(admin, 1, "fcm", "token-of-ada")
+    register_endpoint(admin, 1, "http://127.0.0.1:9/hook", sorted(WEBHOOK_EVENTS)[:1], allow_loopback=True)
+    with transaction(admin) as session:
+        set_preference(session, 1, "product_news", "email", enabled=True)
+    apply_events(admin, [{"event": "bounce", "email": "ada@example.com"}])
+    key, month = b"role-test-key", dt.timedelta(days=30)
+    with transaction(admin) as session:
+        export_id = request_export(session, 1, requested_by="subject", key=key, deadline=month).id
+        erasure_id = request_erasure(session, 1, requested_by="subject", key=key, deadline=month)[0].id
+    start_parts(admin, export_id, kind="export", broker=broker)
+    start_parts(admin, erasure_id, kind="erasure", broker=broker)
+    sessions = make_session_factory(make_engine(login_url(database_url, "notifications")))
+
+    exported = notifications_gdpr.export_part(sessions, runtime.storage(), export_id)
+    erased = notifications_gdpr.erase_part(sessions, erasure_id, outbox_dir=None)
+
+    expected = {"notification_preferences": 1, "email_suppressions": 1, "push_devices": 1, "webhook_endpoints": 1}
+    assert exported is not None and {name: exported.get(name) for name in expected} == expected
+    assert erased is not None and {name: erased[name] for name in expected} == expected
+    with clean_db.connect() as connection:
+        (kept,) = connection.execute(text("SELECT email FROM email_suppressions")).scalars().all()
+        assert kept.startswith("sha256:")
+        assert connection.execute(text("SELECT count(*) FROM push_devices")).scalar_one() == 0
