@@ -10,14 +10,14 @@ here from ``deploy.pools`` and the installed services' schedules.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from deploy.generated import write_or_check
-from deploy.pools import BACKLOG_URL, NAMESPACE, SERVICES, Deployed
+from deploy.pools import BACKLOG_URL, NAMESPACE, SERVICES, SHARED_SECRET, SHARED_SECRET_ENV, Deployed
 from deploy.prescale import cron_triggers
 from nightshift.common.schedules import Schedule, installed_schedules
 
@@ -103,12 +103,19 @@ def pod_security() -> dict[str, Any]:
 
 
 def env_entries(service: Deployed) -> list[dict[str, Any]]:
-    """The container's own variables: its settings' plain values, then its Secret's keys."""
+    """The container's own variables: its settings' plain values, its Secret's keys, then the shared keys."""
     entries: list[dict[str, Any]] = [{"name": name, "value": value} for name, value in sorted(service.env.items())]
-    secret = f"nightshift-{service.name}"
-    for name, key in sorted(service.secret_env.items()):
-        entries.append({"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}})
+    entries += secret_entries(f"nightshift-{service.name}", service.secret_env)
+    entries += secret_entries(SHARED_SECRET, SHARED_SECRET_ENV)
     return entries
+
+
+def secret_entries(secret: str, variables: Mapping[str, str]) -> list[dict[str, Any]]:
+    """``env`` entries reading each variable from key *variables[name]* of Secret *secret* (never a value)."""
+    return [
+        {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+        for name, key in sorted(variables.items())
+    ]
 
 
 def deployment(service: Deployed, config: dict[str, str]) -> dict[str, Any]:
