@@ -8,6 +8,7 @@ real piece of each service's work runs connected as that user.
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections.abc import Iterator
 
 import psycopg
@@ -129,10 +130,12 @@ def test_a_service_role_is_refused_what_its_code_never_does(service: str, databa
 def test_each_service_does_its_real_work_as_its_role(
     as_role: object, clean_db: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from nightshift.common.contracts.posts import ExportRequest
     from nightshift.media import actors as media_actors
     from nightshift.notifications import actors as notification_actors
     from nightshift.ops import accounts
     from nightshift.posts import actors as posts_actors
+    from nightshift.posts.exports import ExportLimits, export_content
     from nightshift.users import actors as users_actors
 
     switch = as_role
@@ -155,6 +158,13 @@ def test_each_service_does_its_real_work_as_its_role(
     switch("posts")
     posts_actors.update_post_engagement_scores.fn(**DayRef(day=dt.date.today()).model_dump(mode="json"))
     posts_actors.generate_content_analytics.fn(**DayRef(day=dt.date.today()).model_dump(mode="json"))
+    exported = export_content(
+        runtime.session_factory(),
+        runtime.storage(),
+        ExportRequest(requester_id=1, what="own_posts", format="csv"),
+        job_id=str(uuid.uuid4()),
+        limits=ExportLimits(part_bytes=16 * 1024, timezone="UTC", sheet_rows=1000, max_range_days=31),
+    )
 
     switch("media")
     media_actors.cleanup_orphan_media.fn(**NoArguments().model_dump(mode="json"))
@@ -193,6 +203,10 @@ def test_each_service_does_its_real_work_as_its_role(
     with clean_db.connect() as connection:
         assert connection.execute(text("SELECT count(*) FROM user_stats")).scalar_one() >= 1
         assert connection.execute(text("SELECT count(*) FROM content_analytics")).scalar_one() >= 1
+        assert (
+            connection.execute(text("SELECT rows FROM exports WHERE id = :id"), {"id": exported.export_id}).scalar_one()
+            == 1
+        )
         assert connection.execute(text("SELECT count(*) FROM email_deliveries")).scalar_one() == 1
         assert connection.execute(text("SELECT count(*) FROM ops_operators")).scalar_one() == 1
         assert connection.execute(text("SELECT paused FROM schedules WHERE name = 'role-check'")).scalar_one()
