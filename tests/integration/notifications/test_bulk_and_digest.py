@@ -32,7 +32,7 @@ from nightshift.notifications.models import BulkEmailDelivery
 from nightshift.notifications.public import build_public_server, configured_links
 from nightshift.notifications.public_http import PublicServer
 from nightshift.posts import digest
-from tests.integration.notifications.conftest import SendGridStub
+from tests.support.sendgrid_stub import SendGridStub
 
 pytestmark = pytest.mark.integration
 

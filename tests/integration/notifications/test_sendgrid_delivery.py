@@ -21,7 +21,7 @@ from nightshift.notifications.errors import ProviderUnavailable
 from nightshift.notifications.mailers import Address, Email, SendGridMailer
 from nightshift.notifications.models import EmailDelivery
 from tests.conftest import TEST_RETRY_DELAYS_MS
-from tests.integration.notifications.conftest import SendGridStub
+from tests.support.sendgrid_stub import SendGridStub
 
 pytestmark = pytest.mark.integration
 

@@ -22,12 +22,12 @@ from typing import Any
 import pytest
 import redis
 from dramatiq import Message
-from sqlalchemy import Engine, select, text, update
+from sqlalchemy import Engine, select, text
 
 import nightshift.notifications.actors
 import nightshift.ops.actors  # noqa: F401 - deliver_alert_notice, record_raised_alert
-from nightshift.common import runtime
-from nightshift.common.db.engine import make_session_factory, transaction
+from nightshift.common import runtime, schedule_control
+from nightshift.common.db.engine import transaction
 from nightshift.common.db.models import ScheduleRow
 from nightshift.common.events import publish
 from nightshift.common.processes import wait_for
@@ -42,7 +42,9 @@ from nightshift.ops.evaluator import evaluate
 from nightshift.ops.models import Alert, AlertNotice
 from tests.support.ops import ops_context
 from tests.support.ops_actors import QUEUE, ops_flaky, ops_long
+from tests.support.ops_schedules import HEARTBEAT
 from tests.support.processes import service_process
+from tests.support.scheduler_processes import scheduler_processes
 from tests.support.webhook_receiver import Received, webhook_receiver
 
 SECRET = "a-webhook-secret-for-tests"
@@ -345,35 +347,47 @@ def test_a_cleanly_stopped_worker_is_not_lost(alerting: Any, tmp_path: Path) -> 
     assert run.alerts() == []
 
 
-def test_a_stopped_scheduler_misses_a_fire(alerting: Any, clean_db: Engine) -> None:
-    run = alerting(OPS_ALERT_SCHEDULE_GRACE_S="30")
-    now = dt.datetime.now(dt.UTC)
-    sessions = make_session_factory(clean_db)
-    with transaction(sessions) as session:  # what the scheduler left when it stopped five minutes ago
-        session.add(
-            ScheduleRow(
-                name="every_minute",
-                actor="ops_touch",
-                queue=QUEUE,
-                payload={},
-                cron="* * * * *",
-                timezone="UTC",
-                misfire="coalesce",
-                grace_s=60,
-                catch_up_window_s=3600,
-                overlap="allow",
-                handled_through=now - dt.timedelta(minutes=5),
+def test_a_stopped_scheduler_misses_a_fire(alerting: Any, tmp_path: Path) -> None:
+    """A real scheduler fires, is killed, and the evaluator notices; a new one resolves the alert."""
+    run = alerting(OPS_ALERT_SCHEDULE_GRACE_S="2")
+    env = {"SCHEDULER_EXTRA_SCHEDULES": "tests.support.ops_schedules", "SCHEDULER_LEASE_TTL_MS": "1000"}
+
+    def last_fire() -> dt.datetime | None:
+        with run.ctx.sessions() as session:
+            fired: dt.datetime | None = session.scalar(
+                select(ScheduleRow.last_enqueued_at).where(ScheduleRow.name == HEARTBEAT)
             )
-        )
-    evaluate(run.ctx, now=now)
+            return fired
+
+    with scheduler_processes(1, tmp_path, "first", env) as started:
+        [(process, _)] = started.values()
+        wait_for(last_fire, timeout=90, what="a first fire (the process started)")
+        # Only the test's every-second schedule may fall due while the scheduler is down (a
+        # platform schedule every five minutes could too): the operators paused the others.
+        with transaction(run.ctx.sessions) as session:
+            for name in session.scalars(select(ScheduleRow.name).where(ScheduleRow.name != HEARTBEAT)):
+                schedule_control.change(session, name, "pause", by="test")
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+
+    def alerts_after_evaluating() -> list[Alert]:
+        evaluate(run.ctx)
+        alerts: list[Alert] = run.alerts()
+        return alerts
+
+    wait_for(alerts_after_evaluating, timeout=30, what="the schedule_missed alert")
     run.settle(fired=1, resolved=0)
     alert = _only(run, "schedule_missed")
-    assert alert.facts["schedule"] == "every_minute" and alert.facts["late_s"] >= 200
+    assert alert.facts["schedule"] == HEARTBEAT and alert.facts["late_s"] >= 2
 
-    with transaction(sessions) as session:  # a scheduler is back and fires again
-        session.execute(update(ScheduleRow).values(handled_through=now))
-    evaluate(run.ctx, now=now)
-    run.settle(fired=1, resolved=1)
+    with scheduler_processes(1, tmp_path, "second", env):  # takes over once the killed one's lease expired
+        wait_for(
+            lambda: all(alert.resolved_at for alert in alerts_after_evaluating()),
+            timeout=90,
+            what="the alert resolved by a firing scheduler",
+        )
+        run.settle(fired=1, resolved=1)
+    assert _only(run, "schedule_missed").id == alert.id
 
 
 def test_a_silenced_alert_delivers_nothing(alerting: Any, broker: NightshiftRedisBroker) -> None:

@@ -4,20 +4,27 @@ and the alerts' JSON API and pages."""
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import io
 import json
 import uuid
 from pathlib import Path
+from typing import Any
 
+import pytest
 import redis
 from fastapi.testclient import TestClient
+from PIL import Image
 from sqlalchemy import Engine, select, text
 
 from nightshift.common import runtime
+from nightshift.common.contracts.notifications import SEND_OPERATOR_EMAIL
+from nightshift.common.processes import wait_for
 from nightshift.common.redis_broker import NightshiftRedisBroker
 from nightshift.common.settings import CommonSettings
 from nightshift.common.storage import open_storage
-from nightshift.ops import maintenance, reports
+from nightshift.ops import charts, maintenance, report_email, reports
 from nightshift.ops.context import OpsContext
 from nightshift.ops.models import Alert, AlertNotice, MaintenanceRun, OpsAudit, Report
 from nightshift.ops.settings import OpsSettings
@@ -25,6 +32,7 @@ from tests.integration.ops.conftest import bearer
 from tests.support.expired_data import EXPECTED_PURGE, NOW, seed_expired_and_young
 from tests.support.ops import PASSWORD
 from tests.support.ops_actors import QUEUE
+from tests.support.sendgrid_stub import sendgrid_stub_server
 
 
 def _count(engine: Engine, table: str) -> int:
@@ -279,11 +287,63 @@ def test_the_report_actor_emails_the_operators_once(
 
     for _ in range(2):  # a redelivered message finds the report emailed already
         build_report.fn(**ReportRequest(period="monthly").model_dump())  # type: ignore[attr-defined]
-    queued = [json.loads(body) for body in redis_client.hvals(broker.keys.messages("notifications_critical"))]
-    [message] = [m for m in queued if m["actor_name"] == "send_ops_alert"]
-    assert message["kwargs"]["kind"] == "monthly_report"
-    assert "Nightshift monthly report" in message["kwargs"]["summary"]
+    queued = [json.loads(body) for body in redis_client.hvals(broker.keys.messages(SEND_OPERATOR_EMAIL.queue_name))]
+    [message] = [m for m in queued if m["actor_name"] == SEND_OPERATOR_EMAIL.actor_name]
+    assert "Nightshift monthly report" in message["kwargs"]["subject"]
     with ctx.sessions() as session:
         [report] = session.scalars(select(Report)).all()
         assert report.emailed_at is not None
-        assert message["kwargs"]["facts"]["report"].endswith(f"/reports/{report.id}")
+    assert message["kwargs"]["idempotency_key"] == f"report:{report.id}"
+    # Keys in the message, the images in storage: no bytes travel through Redis.
+    assert [image["storage_key"] for image in message["kwargs"]["images"]] == [
+        f"ops/reports/{report.id}/throughput.png",
+        f"ops/reports/{report.id}/p95.png",
+    ]
+    assert "data:image" not in message["kwargs"]["html"]
+
+
+def test_the_seeded_weeks_report_reaches_the_operators_with_its_charts_inline(
+    ctx: OpsContext, clean_db: Engine, monkeypatch: pytest.MonkeyPatch, run_worker: Any
+) -> None:
+    """The report's email through notifications' worker and the SendGrid client, to a recording server."""
+    import nightshift.notifications.actors  # noqa: F401 - declares send_operator_email
+
+    seed_week(clean_db)
+    with sendgrid_stub_server() as sendgrid:
+        for name, value in {
+            "MAIL_BACKEND": "sendgrid",
+            "NOTIFICATIONS_SENDGRID_API_KEY": "SG.test-key",
+            "NOTIFICATIONS_SENDGRID_HOST": sendgrid.url,
+            "NOTIFICATIONS_FROM_ADDRESS": "hello@nightshift.test",
+            "NOTIFICATIONS_OPERATORS_ADDRESS": "ops-team@nightshift.test",
+        }.items():
+            monkeypatch.setenv(name, value)
+        runtime.reset()
+        run_worker({SEND_OPERATOR_EMAIL.queue_name})
+        report_id, _ = reports.build_report(ctx.sessions, "weekly", now=NOW, timezone="Europe/Paris")
+
+        sent = [
+            report_email.email_report(ctx.sessions, runtime.storage(), report_id, public_url="https://ops.example")
+            for _ in range(2)
+        ]
+
+        assert sent == [True, False]
+        wait_for(lambda: sendgrid.requests, timeout=30, what="the report's email at SendGrid")
+    [request] = sendgrid.requests
+    body = request.body
+    assert body["personalizations"][0]["to"] == [{"email": "ops-team@nightshift.test", "name": "Nightshift operators"}]
+    assert body["subject"] == (
+        "Nightshift weekly report 2026-11-23 to 2026-11-29: 112 attempts, 7 failed, 3 dead letters, 1 alerts"
+    )
+    [html] = [part["value"] for part in body["content"] if part["type"] == "text/html"]
+    assert '<b id="attempts">112</b>' in html and '<b id="dead">3</b>' in html  # the figures, as on the page
+    assert f'href="https://ops.example/reports/{report_id}"' in html
+    assert "data:image" not in html
+    attachments = body["attachments"]
+    assert sorted(attachment["content_id"] for attachment in attachments) == ["p95-chart", "throughput-chart"]
+    for attachment in attachments:
+        assert html.count(f'src="cid:{attachment["content_id"]}"') == 1
+        assert (attachment["disposition"], attachment["type"]) == ("inline", "image/png")
+        image = Image.open(io.BytesIO(base64.b64decode(attachment["content"])))
+        assert (image.format, image.size) == ("PNG", (charts.WIDTH, charts.HEIGHT))
+        image.verify()

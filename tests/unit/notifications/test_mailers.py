@@ -2,21 +2,34 @@
 
 from __future__ import annotations
 
+import io
 import os
 import smtplib
 import subprocess
 import sys
+from dataclasses import replace
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
+from PIL import Image
+from pydantic import ValidationError
 from python_http_client.exceptions import HTTPError
 
+from nightshift.common.contracts.notifications import OperatorEmail
 from nightshift.common.errors import PermanentError, TransientError
 from nightshift.common.settings import load_settings
 from nightshift.notifications.errors import ProviderRejected, ProviderUnavailable
-from nightshift.notifications.mailers import Address, Email, OutboxMailer, SendGridMailer, SmtpMailer, build_mailer
+from nightshift.notifications.mailers import (
+    Address,
+    Email,
+    EmbeddedImage,
+    OutboxMailer,
+    SendGridMailer,
+    SmtpMailer,
+    build_mailer,
+)
 from nightshift.notifications.mailers.sendgrid_api import classify_sendgrid_error
 from nightshift.notifications.mailers.smtp import classify_smtp_error
 from nightshift.notifications.settings import NotificationsSettings
@@ -48,6 +61,44 @@ def test_outbox_writes_one_readable_eml_per_key(tmp_path: Path) -> None:
     assert message["From"] == "Nightshift <no-reply@nightshift.test>"
     assert message["Subject"] == "Hello"
     assert [part.get_content_type() for part in message.iter_parts()] == ["text/plain", "text/html"]
+
+
+def test_outbox_writes_inline_images_as_a_related_part_of_the_html(tmp_path: Path) -> None:
+    png = _png()
+    email = replace(
+        _email("report:3"),
+        html='<p>charts</p><img src="cid:throughput-chart">',
+        images=(EmbeddedImage("throughput-chart", "image/png", png),),
+    )
+
+    message = _read(tmp_path / OutboxMailer(tmp_path, sender=SENDER).send(email))
+
+    assert message.get_content_type() == "multipart/alternative"
+    text, related = message.iter_parts()
+    assert (text.get_content_type(), related.get_content_type()) == ("text/plain", "multipart/related")
+    assert isinstance(related, EmailMessage)
+    html, image = related.iter_parts()
+    assert html.get_content_type() == "text/html" and 'src="cid:throughput-chart"' in html.get_content()
+    assert (image.get_content_type(), image["Content-ID"]) == ("image/png", "<throughput-chart>")
+    assert image.get_content_disposition() == "inline" and image.get_content() == png
+
+
+def test_operator_email_contract_refuses_an_image_the_html_never_shows() -> None:
+    image = {"content_id": "p95-chart", "storage_key": "ops/reports/1/p95.png"}
+    request = {"idempotency_key": "report:1", "subject": "s", "text": "t", "images": [image]}
+    OperatorEmail.model_validate({**request, "html": '<img src="cid:p95-chart">'})
+    with pytest.raises(ValidationError, match="never shows cid:p95-chart"):
+        OperatorEmail.model_validate({**request, "html": "<p>no image</p>"})
+    with pytest.raises(ValidationError, match="storage key"):
+        OperatorEmail.model_validate(
+            {**request, "html": '<img src="cid:p95-chart">', "images": [{**image, "storage_key": "../x.png"}]}
+        )
+
+
+def _png() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (4, 3), (200, 64, 52)).save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def test_outbox_repeat_overwrites_instead_of_adding(tmp_path: Path) -> None:

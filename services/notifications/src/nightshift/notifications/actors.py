@@ -20,16 +20,18 @@ from nightshift.common.contracts.notifications import (
     SEND_BULK_EMAIL,
     SEND_EMAIL,
     SEND_EMAIL_CRITICAL,
+    SEND_OPERATOR_EMAIL,
     SEND_OPS_ALERT,
     SEND_PUSH,
     BulkEmailBatch,
     EmailRequest,
+    OperatorEmail,
     OpsAlert,
     PushRequest,
     WebhookDelivery,
     WebhookEvent,
 )
-from nightshift.notifications import alerts, bulk, delivery, gdpr
+from nightshift.notifications import alerts, bulk, delivery, gdpr, operator_email
 from nightshift.notifications.mailers import configured_mailer
 from nightshift.notifications.public import configured_links
 from nightshift.notifications.push import sending
@@ -72,6 +74,18 @@ def send_ops_alert(payload: OpsAlert) -> None:
         payload,
         operators_address=runtime.sealer().open(payload.notify) if payload.notify else default_address,
         templates=runtime.resource(configured_templates),
+    )
+
+
+@contract_actor(SEND_OPERATOR_EMAIL)
+def send_operator_email(payload: OperatorEmail) -> None:
+    """Email the operators a rendered document (a report) with its images inline, once per key."""
+    operator_email.send_operator_email(
+        runtime.session_factory(),
+        runtime.resource(configured_mailer),
+        runtime.storage(),
+        payload,
+        operators_address=runtime.service_settings(NotificationsSettings).operators_address,
     )
 
 

@@ -22,10 +22,8 @@ from nightshift.common.contracts.ops import (
     AlertNoticeRef,
     ReportRequest,
 )
-from nightshift.common.db.engine import transaction
-from nightshift.ops import alert_delivery, alert_lifecycle, maintenance, reports
+from nightshift.ops import alert_delivery, alert_lifecycle, maintenance, report_email, reports
 from nightshift.ops.context import service_queues
-from nightshift.ops.models import Report
 from nightshift.ops.settings import OpsSettings
 
 
@@ -107,28 +105,9 @@ def check_dependencies(payload: NoArguments) -> None:
 
 @contract_actor(BUILD_REPORT)
 def build_report(payload: ReportRequest) -> None:
-    """Build the last closed period's report, store it, and email the operators its headline and link."""
+    """Build the last closed period's report, store it, and email it to the operators with its charts inline."""
     sessions = runtime.session_factory()
     report_id, _ = reports.build_report(
         sessions, payload.period, now=dt.datetime.now(dt.UTC), timezone=runtime.settings().timezone
     )
-    with transaction(sessions) as session:
-        report = session.get(Report, report_id)
-        if report is None or report.emailed_at is not None:
-            return
-        data = report.figures
-        SEND_OPS_ALERT.send(
-            OpsAlert(
-                alert_key=f"report:{report_id}",
-                source="ops",
-                kind=f"{payload.period}_report",
-                severity="info",
-                summary=(
-                    f"Nightshift {payload.period} report {data['first_day']} to {data['last_day']}: "
-                    f"{data['attempts']} attempts, {data['failed']} failed, {data['dead_total']} dead letters, "
-                    f"{len(data['alerts'])} alerts"
-                ),
-                facts={"report": f"{_options().public_url.rstrip('/')}/reports/{report_id}"},
-            )
-        )
-        report.emailed_at = dt.datetime.now(dt.UTC)
+    report_email.email_report(sessions, runtime.storage(), report_id, public_url=_options().public_url)

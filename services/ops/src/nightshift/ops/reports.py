@@ -5,12 +5,14 @@ Monday 00:00 to the next, or a calendar month. Its figures come from ``task_audi
 (attempts, outcomes, durations), ``job_records`` (jobs that died) and ``ops_alerts``,
 each one set-based query over the period's index range. The HTML (charts inline as
 PNG ``data:`` images) is stored in ``ops_reports`` once per period and shown on the
-dashboard; the operators are emailed its headline figures and the link.
+dashboard; the operators are emailed the same HTML with the charts attached inline
+(``report_email``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -135,25 +137,47 @@ def figures(session: Session, start: dt.datetime, end: dt.datetime, timezone: st
     }
 
 
-def render(period: str, data: dict[str, Any]) -> str:
-    """The report's HTML (one self-contained page: styles inline, charts as ``data:`` images)."""
+def chart_images(data: dict[str, Any]) -> dict[str, bytes]:
+    """The report's charts as PNG bytes, by name: ``throughput`` (attempts per day) and ``p95``."""
     labels = [day["day"][5:] for day in data["days"]]
-    throughput = charts.bars(
-        "Attempts per day",
-        labels,
-        [[day["processed"] for day in data["days"]], [day["failed"] for day in data["days"]]],
-        ["processed", "failed"],
-    )
-    p95 = charts.line("p95 duration per day (ms)", labels, [day["p95_ms"] for day in data["days"]], "p95 ms")
+    return {
+        "throughput": charts.bars(
+            "Attempts per day",
+            labels,
+            [[day["processed"] for day in data["days"]], [day["failed"] for day in data["days"]]],
+            ["processed", "failed"],
+        ),
+        "p95": charts.line("p95 duration per day (ms)", labels, [day["p95_ms"] for day in data["days"]], "p95 ms"),
+    }
+
+
+def render(
+    period: str, data: dict[str, Any], sources: Mapping[str, str] | None = None, *, link: str | None = None
+) -> str:
+    """The report's HTML: one self-contained page, styles inline.
+
+    Parameters:
+      sources: The ``src`` of each chart of :func:`chart_images`, by name (``cid:…`` in an
+        email); None draws them here as ``data:`` images (the page stored for the dashboard).
+      link: The report's dashboard page, linked from the email.
+    """
+    if sources is None:
+        sources = {name: charts.data_uri(png) for name, png in chart_images(data).items()}
     environment = Environment(
         loader=FileSystemLoader(Path(__file__).parent / "templates"), autoescape=select_autoescape(["html"])
     )
     template = environment.get_template("report_document.html")
     return template.render(
-        period=period,
-        data=data,
-        throughput_chart=charts.data_uri(throughput),
-        p95_chart=charts.data_uri(p95),
+        period=period, data=data, throughput_chart=sources["throughput"], p95_chart=sources["p95"], link=link
+    )
+
+
+def headline(period: str, data: dict[str, Any]) -> str:
+    """One line saying what the report found (the email's subject)."""
+    return (
+        f"Nightshift {period} report {data['first_day']} to {data['last_day']}: "
+        f"{data['attempts']} attempts, {data['failed']} failed, {data['dead_total']} dead letters, "
+        f"{len(data['alerts'])} alerts"
     )
 
 

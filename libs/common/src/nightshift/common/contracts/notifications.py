@@ -5,11 +5,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 
 from nightshift.common.contracts import Contract, Payload
 from nightshift.common.lanes import Lane
 from nightshift.common.sealing import SealedStr
+from nightshift.common.storage.base import validate_key
 
 #: A notification's category, for the user's preferences; None: transactional (always sent).
 Category = Literal["digest", "product_news", "security"]
@@ -97,10 +98,57 @@ class OpsAlert(Payload):
     notify: SealedStr | None = None
 
 
+#: A content id of an inline image: what the HTML's ``<img src="cid:…">`` names.
+CONTENT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
+#: Inline images one operator email may carry.
+MAX_INLINE_IMAGES = 10
+
+
+class InlineImage(Payload):
+    """An image shown inside an email's HTML (``<img src="cid:CONTENT_ID">``), read from storage."""
+
+    content_id: str = Field(pattern=CONTENT_ID_PATTERN)
+    #: The object holding the image (the sender put it there): a key, never the bytes.
+    storage_key: str = Field(min_length=1, max_length=1024)
+    content_type: Literal["image/png", "image/jpeg", "image/gif"] = "image/png"
+
+    @field_validator("storage_key")
+    @classmethod
+    def _safe_key(cls, value: str) -> str:
+        return validate_key(value)
+
+
+class OperatorEmail(Payload):
+    """Email the operators an HTML document with inline images (a report), once per *idempotency_key*.
+
+    The HTML and text are the sender's, already rendered (facts about the platform, never
+    personal data); each image is referenced by its storage key and shown where the HTML
+    says ``cid:<content_id>``.
+    """
+
+    idempotency_key: str = Field(min_length=1, max_length=200)
+    subject: str = Field(min_length=1, max_length=300)
+    text: str = Field(min_length=1, max_length=20_000)
+    html: str = Field(min_length=1, max_length=500_000)
+    images: list[InlineImage] = Field(default_factory=list, max_length=MAX_INLINE_IMAGES)
+
+    @model_validator(mode="after")
+    def _images_referenced(self) -> OperatorEmail:
+        ids = [image.content_id for image in self.images]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"images: content ids must be unique, got {ids}")
+        missing = [cid for cid in ids if f"cid:{cid}" not in self.html]
+        if missing:
+            raise ValueError(f"images: the HTML never shows cid:{missing[0]} (every image must be referenced)")
+        return self
+
+
 SEND_EMAIL = Contract("notifications", "send_email", Lane.HIGH, EmailRequest)
 SEND_EMAIL_CRITICAL = Contract("notifications", "send_email_critical", Lane.CRITICAL, EmailRequest)
 #: Operators' alerts go ahead of transactional mail: they are few and someone should act.
 SEND_OPS_ALERT = Contract("notifications", "send_ops_alert", Lane.CRITICAL, OpsAlert)
+#: Operators' documents (the weekly and monthly reports): nobody waits on them.
+SEND_OPERATOR_EMAIL = Contract("notifications", "send_operator_email", Lane.NORMAL, OperatorEmail)
 #: Digests and announcements: many recipients per message, after everything else.
 SEND_BULK_EMAIL = Contract(
     "notifications", "send_bulk_email", Lane.LOW, BulkEmailBatch, options={"time_limit": 900_000}

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from nightshift.common import runtime
 from nightshift.common.errors import ConfigurationError
-from nightshift.notifications.mailers.base import Address, Email, Mailer
+from nightshift.notifications.mailers.base import Address, Email, EmbeddedImage, Mailer
 from nightshift.notifications.mailers.outbox import OutboxMailer
 from nightshift.notifications.mailers.sendgrid_api import SendGridMailer
 from nightshift.notifications.mailers.smtp import SmtpMailer
@@ -15,6 +15,7 @@ from nightshift.notifications.settings import NotificationsSettings
 __all__ = [
     "Address",
     "Email",
+    "EmbeddedImage",
     "Mailer",
     "OutboxMailer",
     "SendGridMailer",

@@ -17,6 +17,26 @@ class Address:
 
 
 @dataclass(frozen=True)
+class EmbeddedImage:
+    """An image shown inside the HTML part where it says ``<img src="cid:CONTENT_ID">``.
+
+    Parameters:
+      content_id: The id the HTML names (without ``cid:`` and angle brackets).
+      content_type: ``image/png``, ``image/jpeg``…
+      data: The image's bytes.
+    """
+
+    content_id: str
+    content_type: str
+    data: bytes = field(repr=False)
+
+    @property
+    def file_name(self) -> str:
+        """A name for clients that offer the image as a file (``throughput.png``)."""
+        return f"{self.content_id}.{self.content_type.rpartition('/')[2]}"
+
+
+@dataclass(frozen=True)
 class Email:
     """A rendered email to one recipient.
 
@@ -28,6 +48,8 @@ class Email:
       idempotency_key: What makes this email once; backends derive stable
         identifiers from it (file name, ``Message-ID``) so a repeat is recognisable.
       headers: Extra headers (``List-Unsubscribe``…), as (name, value) pairs.
+      images: Images the HTML shows inline (``cid:``): sent as inline attachments
+        (a ``multipart/related`` part around the HTML, SendGrid's ``disposition: inline``).
     """
 
     recipient: Address
@@ -36,6 +58,7 @@ class Email:
     html: str = field(repr=False)
     idempotency_key: str
     headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    images: tuple[EmbeddedImage, ...] = field(default=(), repr=False)
 
 
 class Mailer(abc.ABC):

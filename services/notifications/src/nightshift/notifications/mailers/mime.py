@@ -30,6 +30,10 @@ def one_line(value: str) -> str:
 def build_mime(email: Email, sender: Address) -> EmailMessage:
     """The multipart/alternative message (text, then HTML) for *email* from *sender*.
 
+    With inline images the HTML alternative is a ``multipart/related`` part: the HTML
+    first, then each image with its ``Content-ID`` and ``Content-Disposition: inline``
+    (RFC 2387), so ``<img src="cid:…">`` shows it.
+
     Raises:
       ProviderRejected: An address is malformed (the message does not say which value).
     """
@@ -46,6 +50,19 @@ def build_mime(email: Email, sender: Address) -> EmailMessage:
         message[name] = one_line(value)
     message.set_content(email.text)
     message.add_alternative(email.html, subtype="html")
+    if email.images:
+        html_part = message.get_payload()[1]  # type: ignore[index]
+        assert isinstance(html_part, EmailMessage)
+        for image in email.images:
+            maintype, _, subtype = image.content_type.partition("/")
+            html_part.add_related(
+                image.data,
+                maintype=maintype,
+                subtype=subtype,
+                cid=f"<{image.content_id}>",
+                disposition="inline",
+                filename=image.file_name,
+            )
     return message
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import http.client
 import json
 from collections.abc import Sequence
@@ -10,7 +11,20 @@ from urllib.error import URLError
 
 from python_http_client.exceptions import HTTPError
 from sendgrid import SendGridAPIClient
-from sendgrid.helpers.mail import Content, CustomArg, From, Header, Mail, To
+from sendgrid.helpers.mail import (
+    Attachment,
+    Content,
+    ContentId,
+    CustomArg,
+    Disposition,
+    FileContent,
+    FileName,
+    FileType,
+    From,
+    Header,
+    Mail,
+    To,
+)
 
 from nightshift.common.errors import NightshiftError
 from nightshift.notifications.errors import ProviderRejected, ProviderUnavailable
@@ -66,13 +80,15 @@ class SendGridMailer(Mailer):
           SendGrid's ``X-Message-Id`` of the request, for every email.
 
         Raises:
-          ValueError: More than 1,000 emails.
+          ValueError: More than 1,000 emails, or one with inline images.
           ProviderUnavailable, ProviderRejected: As :meth:`send`.
         """
         if not emails:
             return []
         if len(emails) > MAX_PERSONALIZATIONS:
             raise ValueError(f"SendGrid takes at most {MAX_PERSONALIZATIONS} personalizations per request")
+        if any(email.images for email in emails):
+            raise ValueError("a bulk request carries no inline images: send emails with images one by one")
         body: dict[str, Any] = {
             "from": _address(self.sender),
             "subject": one_line(emails[0].subject),
@@ -106,6 +122,16 @@ class SendGridMailer(Mailer):
         mail.add_custom_arg(CustomArg("idempotency_key", email.idempotency_key))
         for name, value in email.headers:
             mail.add_header(Header(name, one_line(value)))
+        for image in email.images:  # shown where the HTML says cid:<content id>
+            mail.add_attachment(
+                Attachment(
+                    FileContent(base64.b64encode(image.data).decode()),
+                    FileName(image.file_name),
+                    FileType(image.content_type),
+                    Disposition("inline"),
+                    ContentId(image.content_id),
+                )
+            )
         return mail
 
 
