@@ -52,6 +52,9 @@ class BulkEmailBatch(Payload):
     recipients: list[BulkRecipient] = Field(min_length=1, max_length=MAX_BULK_RECIPIENTS)
     #: Facts shared by every copy (trending hashtags, the week): never personal data.
     facts: dict[str, str | int | list[str]] = Field(default_factory=dict)
+    #: Send again the recipients left ``uncertain`` by a crash mid-request (an operator's decision,
+    #: ``nightshift notifications resend-uncertain``); otherwise they are left alone.
+    resend_uncertain: bool = False
 
 
 class PushRequest(Payload):
