@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -13,6 +16,8 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session as DbSession
 
@@ -20,6 +25,30 @@ from nightshift.common import runtime
 from nightshift.common.db.models import User
 from nightshift.common.processes import free_port
 from nightshift.common.settings import CommonSettings
+
+#: Signs SendGrid's event webhook requests in tests; its public key is the service's setting.
+SIGNING_KEY = ec.generate_private_key(ec.SECP256R1())
+PUBLIC_KEY = base64.b64encode(
+    SIGNING_KEY.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+).decode()
+
+
+def signed_headers(body: bytes, timestamp: str) -> dict[str, str]:
+    """The headers of SendGrid's Signed Event Webhook for *body* sent at *timestamp*."""
+    signature = SIGNING_KEY.sign(timestamp.encode() + body, ec.ECDSA(hashes.SHA256()))
+    return {
+        "X-Twilio-Email-Event-Webhook-Signature": base64.b64encode(signature).decode(),
+        "X-Twilio-Email-Event-Webhook-Timestamp": timestamp,
+        "Content-Type": "application/json",
+    }
+
+
+def post_events(url: str, body: bytes, headers: dict[str, str]) -> int:
+    """POST *body* to *url*; the answer's status."""
+    try:
+        return int(urllib.request.urlopen(urllib.request.Request(url, data=body, headers=headers)).status)
+    except urllib.error.HTTPError as error:
+        return int(error.code)
 
 
 @dataclass(frozen=True)
@@ -41,8 +70,28 @@ class SendGridStub:
     #: Seconds each answer takes, to make concurrent sends overlap.
     latency_s: float = 0.0
     requests: list[RecordedRequest] = field(default_factory=list)
-    #: Statuses answered to the next requests, one each, before falling back to ``status``.
+    #: Statuses answered to the next requests, one each, before falling back to ``status``;
+    #: 0 closes the connection without an answer (the request counts as lost: see ``dropped``).
     next_statuses: list[int] = field(default_factory=list)
+    #: Requests (1-based, in arrival order) recorded on arrival, then held unanswered until :meth:`release`.
+    hold: set[int] = field(default_factory=set)
+    #: Requests answered so far, and those dropped without an answer (not delivered by the provider).
+    answered: int = 0
+    dropped: list[RecordedRequest] = field(default_factory=list)
+    released: threading.Event = field(default_factory=threading.Event)
+
+    def release(self) -> None:
+        """Answer the held requests (their client may be gone)."""
+        self.released.set()
+
+    def received(self) -> dict[str, int]:
+        """How many times each address was in a request the provider accepted (not dropped)."""
+        counts: dict[str, int] = {}
+        for request in self.requests:
+            for personalization in request.body["personalizations"]:
+                address = personalization["to"][0]["email"]
+                counts[address] = counts.get(address, 0) + 1
+        return counts
 
 
 @pytest.fixture
@@ -53,16 +102,27 @@ def sendgrid_stub() -> Iterator[SendGridStub]:
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length", "0"))
             body = json.loads(self.rfile.read(length) or b"null")
-            stub.requests.append(RecordedRequest(time.monotonic(), "POST", self.path, dict(self.headers.items()), body))
-            time.sleep(stub.latency_s)
+            recorded = RecordedRequest(time.monotonic(), "POST", self.path, dict(self.headers.items()), body)
             status = stub.next_statuses.pop(0) if stub.next_statuses else stub.status
-            self.send_response(status)
-            if status == 202:
-                self.send_header("X-Message-Id", f"sg-{len(stub.requests)}")
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(stub.response_body)))
-            self.end_headers()
-            self.wfile.write(stub.response_body)
+            if status == 0:
+                stub.dropped.append(recorded)
+                self.close_connection = True
+                return
+            stub.requests.append(recorded)
+            if len(stub.requests) in stub.hold:  # one request at a time in these tests
+                stub.released.wait(timeout=60)
+            time.sleep(stub.latency_s)
+            try:
+                self.send_response(status)
+                if status == 202:
+                    self.send_header("X-Message-Id", f"sg-{len(stub.requests)}")
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(stub.response_body)))
+                self.end_headers()
+                self.wfile.write(stub.response_body)
+                stub.answered += 1
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client was killed while its request was held
 
         def log_message(self, format: str, *args: Any) -> None:
             pass
@@ -72,6 +132,7 @@ def sendgrid_stub() -> Iterator[SendGridStub]:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield stub
+    stub.release()
     server.shutdown()
     server.server_close()
 

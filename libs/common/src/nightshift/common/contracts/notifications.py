@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from nightshift.common.contracts import Contract, Payload
+from nightshift.common.contracts import Contract, NoArguments, Payload
 from nightshift.common.lanes import Lane
 from nightshift.common.sealing import SealedStr
 
@@ -108,6 +108,8 @@ SEND_OPS_ALERT = Contract("notifications", "send_ops_alert", Lane.CRITICAL, OpsA
 SEND_BULK_EMAIL = Contract(
     "notifications", "send_bulk_email", Lane.LOW, BulkEmailBatch, options={"time_limit": 900_000}
 )
+#: Report bulk recipients left uncertain by a crash and still unconfirmed after the grace period.
+CHECK_UNCERTAIN_BULK_EMAIL = Contract("notifications", "check_uncertain_bulk_email", Lane.LOW, NoArguments)
 SEND_PUSH = Contract("notifications", "send_push", Lane.HIGH, PushRequest)
 DISPATCH_WEBHOOKS = Contract("notifications", "dispatch_webhooks", Lane.NORMAL, WebhookEvent)
 DELIVER_WEBHOOK = Contract(
