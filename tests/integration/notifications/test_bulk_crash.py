@@ -1,12 +1,13 @@
 """A bulk batch redelivered after its worker was SIGKILLed sends nobody twice and loses nobody.
 
-A real ``nightshift worker notifications`` process sends a campaign of ten
+A real ``nightshift run notifications`` process sends a campaign of ten
 recipients in requests of four to the local SendGrid server; it is killed at
 three points — while a request is in flight, after SendGrid answered but before
-the answer was recorded, and before a request was made — and a second worker
-takes the redelivered message over. The recording server counts what each
-address received; signed ``processed`` events, built from the requests SendGrid
-received as its event webhook would, settle the recipients left uncertain.
+the answer was recorded, and before a request was made — and the test's own
+worker (started after the kill) takes the redelivered message over. The
+recording server counts what each address received; signed ``processed``
+events, built from the requests SendGrid received as its event webhook would
+send them, settle the recipients left uncertain.
 """
 
 from __future__ import annotations
@@ -17,14 +18,16 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from sqlalchemy import Engine, text
 
 from nightshift.common import runtime
+from nightshift.common.cli import main
 from nightshift.common.contracts.notifications import SEND_BULK_EMAIL, BulkEmailBatch, BulkRecipient
 from nightshift.common.db.engine import make_session_factory
 from nightshift.common.processes import free_port, wait_for
@@ -32,9 +35,10 @@ from nightshift.common.redis_broker import NightshiftRedisBroker
 from nightshift.notifications import bulk, bulk_reconcile
 from nightshift.notifications.errors import ProviderOutcomeUnknown
 from nightshift.notifications.mailers import configured_mailer
-from nightshift.notifications.public import configured_links
+from nightshift.notifications.public import build_public_server, configured_links
+from nightshift.notifications.public_http import PublicServer
 from tests.integration.notifications.conftest import PUBLIC_KEY, SendGridStub, post_events, signed_headers
-from tests.support.processes import nightshift, service_process
+from tests.support.processes import service_process
 
 pytestmark = pytest.mark.integration
 
@@ -110,18 +114,31 @@ def _waiting_on_lock(engine: Engine, statement: str) -> bool:
 
 
 @contextmanager
-def _workers(env: dict[str, str], tmp_path: Path) -> Iterator[Callable[[], subprocess.Popen[bytes]]]:
-    """Start notifications workers on demand (each with its own public port); all stopped at the end."""
-    with ExitStack() as stack:
+def _worker_process(env: dict[str, str], tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """A ``nightshift run notifications`` process (killed at the end if still running: the test is over)."""
+    settings = {**env, "NOTIFICATIONS_PUBLIC_PORT": str(free_port())}
+    with service_process(WORKER, tmp_path / "worker.log", settings) as process:
+        try:
+            yield process
+        finally:
+            if process.poll() is None:
+                process.kill()
 
-        def start() -> subprocess.Popen[bytes]:
-            port = free_port()
-            log = tmp_path / f"worker-{port}.log"
-            process = stack.enter_context(service_process(WORKER, log, {**env, "NOTIFICATIONS_PUBLIC_PORT": str(port)}))
-            process.public_port = port  # type: ignore[attr-defined]
-            return process
 
-        yield start
+@pytest.fixture
+def successor(run_worker: Any, mail_env: dict[str, str]) -> Iterator[Callable[[], PublicServer]]:
+    """Start the worker that takes the killed one's message over (this process's test worker) and its
+    public listener; returns the listener (SendGrid's event webhook)."""
+    servers: list[PublicServer] = []
+
+    def start() -> PublicServer:
+        run_worker({SEND_BULK_EMAIL.queue_name})
+        servers.append(build_public_server(port=0).start())
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.stop()
 
 
 def _kill(process: subprocess.Popen[bytes]) -> None:
@@ -160,26 +177,26 @@ def test_a_request_in_flight_when_the_worker_dies_is_not_sent_again_and_is_confi
     clean_db: Engine,
     sendgrid_stub: SendGridStub,
     mail_env: dict[str, str],
+    successor: Callable[[], PublicServer],
     tmp_path: Path,
 ) -> None:
     users = _users(clean_db)
     sendgrid_stub.hold = {2}  # the second request reaches SendGrid and gets no answer until released
 
-    with _workers(mail_env, tmp_path) as start:
-        first = start()
+    with _worker_process(mail_env, tmp_path) as first:
         SEND_BULK_EMAIL.send(_batch(users), broker=broker)
         wait_for(lambda: len(sendgrid_stub.requests) == 2, timeout=60, interval=0.02, what="second request in flight")
-        second = start()
         _kill(first)
-        sendgrid_stub.release()
-        wait_for(lambda: _statuses(clean_db) == {"sent": 6, "uncertain": 4}, timeout=60, what="redelivery settled")
+    sendgrid_stub.release()
+    listener = successor()
+    wait_for(lambda: _statuses(clean_db) == {"sent": 6, "uncertain": 4}, timeout=60, what="redelivery settled")
 
-        # The redelivered batch did not repeat the in-flight request: three requests, everyone once.
-        assert len(sendgrid_stub.requests) == 3
-        assert set(sendgrid_stub.received().values()) == {1} and len(sendgrid_stub.received()) == RECIPIENTS
+    # The redelivered batch did not repeat the in-flight request: three requests, everyone once.
+    assert len(sendgrid_stub.requests) == 3
+    assert len(sendgrid_stub.received()) == RECIPIENTS and set(sendgrid_stub.received().values()) == {1}
 
-        assert _confirm(sendgrid_stub, [2], second.public_port) == 200  # type: ignore[attr-defined]
-        _assert_everyone_once(sendgrid_stub, clean_db)
+    assert _confirm(sendgrid_stub, [2], listener.port) == 200
+    _assert_everyone_once(sendgrid_stub, clean_db)
     with clean_db.connect() as connection:
         confirmed = dict(
             connection.execute(
@@ -194,13 +211,13 @@ def test_a_worker_dying_after_the_answer_before_recording_it_sends_nobody_twice(
     clean_db: Engine,
     sendgrid_stub: SendGridStub,
     mail_env: dict[str, str],
+    successor: Callable[[], PublicServer],
     tmp_path: Path,
 ) -> None:
     users = _users(clean_db)
     sendgrid_stub.hold = {1}
 
-    with _workers(mail_env, tmp_path) as start, clean_db.connect() as blocker:
-        first = start()
+    with _worker_process(mail_env, tmp_path) as first, clean_db.connect() as blocker:
         SEND_BULK_EMAIL.send(_batch(users), broker=broker)
         wait_for(lambda: len(sendgrid_stub.requests) == 1, timeout=60, interval=0.02, what="first request in flight")
         # Hold the slice's row so that recording the answer waits: SendGrid has answered, nothing is committed.
@@ -210,14 +227,14 @@ def test_a_worker_dying_after_the_answer_before_recording_it_sends_nobody_twice(
         wait_for(
             lambda: _waiting_on_lock(clean_db, "UPDATE bulk_email_slices"), timeout=30, interval=0.02, what="blocked"
         )
-        second = start()
         _kill(first)
         blocker.rollback()
-        wait_for(lambda: _statuses(clean_db) == {"sent": 6, "uncertain": 4}, timeout=60, what="redelivery settled")
+    listener = successor()
+    wait_for(lambda: _statuses(clean_db) == {"sent": 6, "uncertain": 4}, timeout=60, what="redelivery settled")
 
-        assert len(sendgrid_stub.requests) == 3
-        assert _confirm(sendgrid_stub, [1], second.public_port) == 200  # type: ignore[attr-defined]
-        _assert_everyone_once(sendgrid_stub, clean_db)
+    assert len(sendgrid_stub.requests) == 3
+    assert _confirm(sendgrid_stub, [1], listener.port) == 200
+    _assert_everyone_once(sendgrid_stub, clean_db)
 
 
 def test_a_worker_dying_before_its_request_loses_nobody(
@@ -225,31 +242,32 @@ def test_a_worker_dying_before_its_request_loses_nobody(
     clean_db: Engine,
     sendgrid_stub: SendGridStub,
     mail_env: dict[str, str],
+    successor: Callable[[], PublicServer],
     tmp_path: Path,
 ) -> None:
     users = _users(clean_db)
 
-    with _workers(mail_env, tmp_path) as start, clean_db.connect() as blocker:
-        # An uncommitted row of the first slice's first user: recording the slice as ``sending`` waits for it.
+    with _worker_process(mail_env, tmp_path) as first, clean_db.connect() as blocker:
+        # An uncommitted row of the second slice's first user: recording that slice as ``sending`` waits for it.
         blocker.execute(
             text(
                 "INSERT INTO bulk_email_deliveries (campaign, user_id, status, template, backend) "
                 "VALUES (:c, :u, 'sent', 'digest', 'sendgrid')"
             ),
-            {"c": CAMPAIGN, "u": users[0]},
+            {"c": CAMPAIGN, "u": users[SLICE]},
         )
-        first = start()
         SEND_BULK_EMAIL.send(_batch(users), broker=broker)
         wait_for(
             lambda: _waiting_on_lock(clean_db, "INSERT INTO bulk_email_deliveries"),
             timeout=60,
             interval=0.02,
-            what="the first slice blocked before its request",
+            what="the second slice blocked before its request",
         )
-        start()
+        assert len(sendgrid_stub.requests) == 1
         _kill(first)
         blocker.rollback()
-        wait_for(lambda: _statuses(clean_db) == {"sent": RECIPIENTS}, timeout=60, what="redelivery sent everyone")
+    successor()
+    wait_for(lambda: _statuses(clean_db) == {"sent": RECIPIENTS}, timeout=60, what="redelivery sent everyone")
 
     assert len(sendgrid_stub.requests) == 3
     _assert_everyone_once(sendgrid_stub, clean_db)
@@ -274,8 +292,8 @@ def test_recipients_still_uncertain_after_the_grace_period_alert_and_an_operator
 
     assert (retried.already_done, retried.sent) == (8, 2)  # the uncertain four are left alone
     assert _statuses(clean_db) == {"sent": 6, "uncertain": 4}
-    listed = nightshift("notifications", "uncertain")
-    assert listed.returncode == 0 and f"{CAMPAIGN}  uncertain       4" in listed.stdout, listed
+    listed = CliRunner().invoke(main, ["notifications", "uncertain"])
+    assert listed.exit_code == 0 and f"{CAMPAIGN}  uncertain       4" in listed.output, listed.output
 
     later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=2)
     assert bulk_reconcile.alert_uncertain(sessions, grace=dt.timedelta(hours=1)) == 0  # within the grace period
@@ -292,11 +310,11 @@ def test_recipients_still_uncertain_after_the_grace_period_alert_and_an_operator
     )
 
     run_worker({SEND_BULK_EMAIL.queue_name})
-    resent = nightshift("notifications", "resend-uncertain", CAMPAIGN, "--yes")
-    assert resent.returncode == 0, resent.stderr
+    resent = CliRunner().invoke(main, ["notifications", "resend-uncertain", CAMPAIGN, "--yes"])
+    assert resent.exit_code == 0, resent.output
     wait_for(lambda: _statuses(clean_db) == {"sent": RECIPIENTS}, timeout=60, what="uncertain recipients resent")
 
     assert len(sendgrid_stub.dropped) == 1 and len(sendgrid_stub.requests) == 3
     _assert_everyone_once(sendgrid_stub, clean_db)
-    again = nightshift("notifications", "resend-uncertain", CAMPAIGN, "--yes")
-    assert again.returncode != 0 and "no uncertain recipient" in again.stderr
+    again = CliRunner().invoke(main, ["notifications", "resend-uncertain", CAMPAIGN, "--yes"])
+    assert again.exit_code != 0 and "no uncertain recipient" in again.output
