@@ -198,7 +198,7 @@ def test_a_request_in_flight_when_the_worker_dies_is_not_sent_again_and_is_confi
     assert _confirm(sendgrid_stub, [2], listener.port) == 200
     _assert_everyone_once(sendgrid_stub, clean_db)
     with clean_db.connect() as connection:
-        confirmed = dict(
+        confirmed: dict[str, int] = dict(
             connection.execute(
                 text("SELECT confirmed_by, count(*) FROM bulk_email_deliveries GROUP BY confirmed_by")
             ).all()
