@@ -9,15 +9,15 @@ here from ``deploy.pools`` and the installed services' schedules.
 
 from __future__ import annotations
 
-import argparse
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from deploy.pools import BACKLOG_URL, NAMESPACE, SERVICES, Deployed
+from deploy.generated import write_or_check
+from deploy.pools import BACKLOG_URL, NAMESPACE, SERVICES, SHARED_SECRET, SHARED_SECRET_ENV, Deployed
 from deploy.prescale import cron_triggers
 from nightshift.common.schedules import Schedule, installed_schedules
 
@@ -33,7 +33,7 @@ TRIGGER_AUTH = "ops-metrics"
 #: Image tag of the base; overlays set their own.
 IMAGE_TAG = "0.1.0"
 
-#: The unprivileged user of every image (see the Dockerfiles).
+#: The unprivileged user and group of every image (deploy.dockerfiles) and pod.
 RUN_AS = 10001
 
 #: Seconds added to ``SHUTDOWN_GRACE_MS`` for the pod's termination grace: flushing job records, closing.
@@ -103,12 +103,19 @@ def pod_security() -> dict[str, Any]:
 
 
 def env_entries(service: Deployed) -> list[dict[str, Any]]:
-    """The container's own variables: its settings' plain values, then its Secret's keys."""
+    """The container's own variables: its settings' plain values, its Secret's keys, then the shared keys."""
     entries: list[dict[str, Any]] = [{"name": name, "value": value} for name, value in sorted(service.env.items())]
-    secret = f"nightshift-{service.name}"
-    for name, key in sorted(service.secret_env.items()):
-        entries.append({"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}})
+    entries += secret_entries(f"nightshift-{service.name}", service.secret_env)
+    entries += secret_entries(SHARED_SECRET, SHARED_SECRET_ENV)
     return entries
+
+
+def secret_entries(secret: str, variables: Mapping[str, str]) -> list[dict[str, Any]]:
+    """``env`` entries reading each variable from key *variables[name]* of Secret *secret* (never a value)."""
+    return [
+        {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+        for name, key in sorted(variables.items())
+    ]
 
 
 def deployment(service: Deployed, config: dict[str, str]) -> dict[str, Any]:
@@ -407,26 +414,14 @@ def render(schedules: Iterable[Schedule] | None = None) -> dict[Path, str]:
     return files
 
 
-def stale_files(files: dict[Path, str]) -> list[Path]:
-    """The paths whose content on disk differs from *files*."""
-    return [path for path, text in files.items() if not path.is_file() or path.read_text() != text]
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Write the generated manifests, or with ``--check`` report the stale ones (exit 1)."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if a file is out of date")
-    options = parser.parse_args(argv)
-    files = render()
-    stale = stale_files(files)
-    if options.check:
-        for path in stale:
-            print(f"out of date: {path} (run python -m deploy.manifests)", file=sys.stderr)
-        return 1 if stale else 0
-    for path in stale:
-        path.write_text(files[path])
-        print(f"wrote {path}")
-    return 0
+    return write_or_check(
+        render(),
+        command="python -m deploy.manifests",
+        description="Generate the per-service Kubernetes manifests under deploy/k8s.",
+        argv=argv,
+    )
 
 
 if __name__ == "__main__":

@@ -67,7 +67,8 @@ class Deployed:
       replicas: Replicas of the base (a pool's autoscaler takes over).
       resources: Requests and limits fitting its worker profile.
       env: Plain values of the service's own settings (prefixed variables).
-      secret_env: Variables read from its Secret ``nightshift-<name>``, by key.
+      secret_env: Variables read from its Secret ``nightshift-<name>``, by key (besides
+        ``SHARED_SECRET_ENV``, which every process reads from ``SHARED_SECRET``).
       egress_ports: TCP ports it reaches beyond DNS, Redis, PostgreSQL and the OTLP collector.
       ingress_from: Namespaces allowed to reach its port beside the monitoring one.
       pool: Its autoscaling, for a worker pool.
@@ -101,6 +102,12 @@ STORAGE_SECRETS = {"AWS_ACCESS_KEY_ID": "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_
 #: Every process reads these two from its own Secret (its own database role and Redis ACL user).
 CONNECTION_SECRETS = {"REDIS_URL": "REDIS_URL", "DATABASE_URL": "DATABASE_URL"}
 
+#: The Secret every process reads the platform's key rings from: one place to rotate them, since
+#: every service must sign, check and open messages with the same keys (docs/security.md).
+SHARED_SECRET = "nightshift-shared"  # noqa: S105 - the Secret's name, not a value
+#: Required in production by every process (``CommonSettings``): variable -> key in ``SHARED_SECRET``.
+SHARED_SECRET_ENV = {"MESSAGE_SIGNING_KEYS": "MESSAGE_SIGNING_KEYS", "SEALING_KEYS": "SEALING_KEYS"}
+
 #: The default profile: one process of 8 threads, mostly waiting on PostgreSQL.
 DEFAULT_RESOURCES = Resources(cpu_request="100m", memory_request="192Mi", cpu_limit="1", memory_limit="512Mi")
 
@@ -112,7 +119,8 @@ SERVICES: tuple[Deployed, ...] = (
         lanes=("high", "normal", "low"),
         replicas=1,
         resources=DEFAULT_RESOURCES,
-        secret_env={**CONNECTION_SECRETS, **STORAGE_SECRETS},
+        # GDPR_PROOF_KEY signs the GDPR proofs and the subject digests (the finishing steps, ``nightshift gdpr``).
+        secret_env={**CONNECTION_SECRETS, **STORAGE_SECRETS, "GDPR_PROOF_KEY": "GDPR_PROOF_KEY"},
         egress_ports=(443,),
         pool=Pool(min_replicas=1, max_replicas=6, backlog_per_replica=400, oldest_age_s=60, prescale_replicas=2),
     ),
@@ -149,7 +157,12 @@ SERVICES: tuple[Deployed, ...] = (
         lanes=("critical", "high", "normal", "low"),
         replicas=1,
         resources=Resources(cpu_request="100m", memory_request="160Mi", cpu_limit="500m", memory_limit="384Mi"),
-        secret_env={**CONNECTION_SECRETS, "NOTIFICATIONS_SENDGRID_API_KEY": "NOTIFICATIONS_SENDGRID_API_KEY"},
+        secret_env={
+            **CONNECTION_SECRETS,
+            "NOTIFICATIONS_SENDGRID_API_KEY": "NOTIFICATIONS_SENDGRID_API_KEY",
+            # Signs the one-click unsubscribe links (required in production).
+            "NOTIFICATIONS_UNSUBSCRIBE_SECRET": "NOTIFICATIONS_UNSUBSCRIBE_SECRET",
+        },
         egress_ports=(443, 587),
         pool=Pool(min_replicas=1, max_replicas=20, backlog_per_replica=1000, oldest_age_s=120, prescale_replicas=10),
     ),

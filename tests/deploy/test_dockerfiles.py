@@ -1,4 +1,4 @@
-"""The images: hadolint clean, and each installs exactly its own service's package."""
+"""The images: generated, hadolint clean, and each installs exactly its own service's package."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from deploy.dockerfiles import render
+from deploy.generated import stale_files
 from nightshift.common.service import ServiceSpec, installed_services
 from tests.deploy.conftest import ROOT, tool
 
@@ -30,6 +32,13 @@ def instructions(path: Path) -> list[tuple[str, str]]:
             keyword, _, arguments = line.strip().partition(" ")
             result.append((keyword.upper(), arguments.strip()))
     return result
+
+
+def test_the_committed_dockerfiles_are_the_generated_ones() -> None:
+    """Regenerate with ``python -m deploy.dockerfiles`` after changing ``deploy/dockerfiles.py`` or a pool."""
+    files = render()
+    assert sorted(files) == sorted(DOCKERFILES)
+    assert stale_files(files) == []
 
 
 def test_every_installed_service_has_a_dockerfile() -> None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from deploy.manifests import render, stale_files
+from deploy.generated import stale_files
+from deploy.manifests import render
 from deploy.pools import PRESCALE_HOLD_MINUTES, PRESCALE_LEAD_MINUTES, deployed
 from deploy.prescale import cron_triggers, shift_cron
 from nightshift.common.contracts.users import CLEANUP_EXPIRED_TOKENS

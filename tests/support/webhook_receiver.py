@@ -7,10 +7,10 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from nightshift.ops.alert_delivery import verify
+from tests.support.http_server import QuietHandler, serving
 
 
 @dataclass
@@ -32,7 +32,7 @@ def webhook_receiver(secret: str) -> Iterator[tuple[str, Received]]:
     """Serve a receiver on a free port; yield its URL and what it receives (401 on a bad signature)."""
     received = Received(secret)
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             ok = verify(
@@ -49,14 +49,5 @@ def webhook_receiver(secret: str) -> Iterator[tuple[str, Received]]:
             self.send_response(204 if ok else 401)
             self.end_headers()
 
-        def log_message(self, format: str, *args: Any) -> None:
-            return
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/hooks/nightshift", received
-    finally:
-        server.shutdown()
-        thread.join(timeout=5)
+    with serving(Handler) as url:
+        yield f"{url}/hooks/nightshift", received

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 from sqlalchemy import Engine
 
 from nightshift.common.broker import find_middleware
@@ -37,7 +38,7 @@ def test_readyz_turns_503_when_redis_dies_and_recovers_without_restart(tmp_path:
         host="127.0.0.1",
         port=0,
         liveness=lambda: (True, {}),
-        readiness=readiness_check(redis_server.url, engine),
+        readiness=readiness_check(redis.Redis.from_url(redis_server.url, socket_timeout=1), engine),
     ).start()
     try:
         assert _get(server.port, "/readyz") == (200, {"ok": True, "redis": "ok", "database": "ok"})

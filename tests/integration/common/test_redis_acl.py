@@ -24,7 +24,6 @@ from nightshift.common.local.embedded import EmbeddedRedis, redis_server_binary
 from nightshift.common.processes import free_port, stop_processes, wait_for
 from nightshift.common.redis_acl import acl_file, acl_rules, user_name
 from nightshift.common.redis_broker import NightshiftRedisBroker
-from nightshift.common.redis_client import redis_client
 from nightshift.common.service import installed_services
 
 pytestmark = pytest.mark.integration
@@ -93,7 +92,7 @@ def _pings(client: redis.Redis[bytes]) -> bool:
 def test_a_service_consumes_its_queues_and_enqueues_to_the_others(acl_redis: str) -> None:
     address = acl_redis
     admin = redis.Redis.from_url(f"redis://{address}/1")
-    users = NightshiftRedisBroker(client=redis_client(f"redis://{user_name('users')}:{PASSWORD}@{address}/1"))
+    users = NightshiftRedisBroker(client=redis.Redis.from_url(f"redis://{user_name('users')}:{PASSWORD}@{address}/1"))
     for queue in ("users_high", "posts_high"):
         users.declare_queue(queue)
 
@@ -129,5 +128,5 @@ def test_a_service_consumes_its_queues_and_enqueues_to_the_others(acl_redis: str
             users.client.execute_command(*command)
 
     # The ops user may read every queue.
-    ops = redis_client(f"redis://{user_name('ops')}:{PASSWORD}@{address}/1")
+    ops = redis.Redis.from_url(f"redis://{user_name('ops')}:{PASSWORD}@{address}/1")
     assert ops.hlen(users.keys.messages("posts_high")) == 1

@@ -17,9 +17,11 @@ import nightshift.posts.actors
 import nightshift.users.actors
 from nightshift.common import runtime
 from nightshift.common.contracts.gdpr import GDPR_SERVICES
-from nightshift.common.db.engine import make_session_factory
+from nightshift.common.contracts.notifications import SEND_BULK_EMAIL, BulkEmailBatch, BulkRecipient
+from nightshift.common.db.engine import make_session_factory, transaction
 from nightshift.common.db.models import GdprRequest, JobRecord
 from nightshift.common.events import publish
+from nightshift.common.events.catalog import WEBHOOK_EVENTS
 from nightshift.common.outbox import OutboxRelay
 from nightshift.common.processes import wait_for
 from nightshift.common.redis_broker import NightshiftRedisBroker
@@ -28,7 +30,11 @@ from nightshift.common.settings import CommonSettings
 from nightshift.media import processing
 from nightshift.media.models import Media
 from nightshift.media.settings import MediaSettings
-from nightshift.notifications.models import EmailDelivery
+from nightshift.notifications.feedback import apply_events
+from nightshift.notifications.models import BulkEmailDelivery, EmailDelivery, PushDelivery, WebhookDeliveryLog
+from nightshift.notifications.preferences import set_preference
+from nightshift.notifications.push.devices import register_device
+from nightshift.notifications.webhooks.endpoints import register_endpoint
 from nightshift.posts import indexing, trending
 from tests.unit.media.images import encode, halves
 
@@ -37,6 +43,8 @@ assert nightshift.users.actors  # imported for their actors: the broker fixture 
 
 #: Ids far from anything a sequence hands out, so finding one in a row means finding this person.
 SUBJECT_ID, OTHER_ID = 987_654_321, 123_456_789
+#: The campaign both people got one email of, in one batch.
+CAMPAIGN = "digest:2026-11-23"
 
 
 @dataclass
@@ -50,10 +58,20 @@ class Person:
     comment_bodies: list[str] = field(default_factory=list)
     file_keys: list[str] = field(default_factory=list)
     media_ids: list[int] = field(default_factory=list)
+    #: Identifiers of their devices and integrations: push tokens, a webhook URL.
+    device_keys: list[str] = field(default_factory=list)
 
     @property
     def needles(self) -> list[str]:
-        return [str(self.user_id), self.email, self.name, *self.post_bodies, *self.comment_bodies, *self.file_keys]
+        return [
+            str(self.user_id),
+            self.email,
+            self.name,
+            *self.post_bodies,
+            *self.comment_bodies,
+            *self.file_keys,
+            *self.device_keys,
+        ]
 
 
 @pytest.fixture
@@ -134,6 +152,51 @@ def upload(engine: Engine, person: Person, post_id: int, name: str) -> int:
     return media_id
 
 
+def notification_data(engine: Engine, person: Person) -> None:
+    """Their preferences, a device with the pushes sent to it, a webhook endpoint with a delivery."""
+    sessions = make_session_factory(engine)
+    with transaction(sessions) as session:
+        set_preference(session, person.user_id, "product_news", "email", enabled=True)
+        set_preference(session, person.user_id, "digest", "push", enabled=False)
+    token = f"fcm-registration-token-of-user-{person.user_id}"
+    device_id = register_device(sessions, person.user_id, "fcm", token)
+    url = f"http://127.0.0.1:9/hooks/integration-of-{person.user_id}"
+    endpoint = register_endpoint(sessions, person.user_id, url, sorted(WEBHOOK_EVENTS)[:1], allow_loopback=True)
+    with transaction(sessions) as session:  # what send_push and deliver_webhook record
+        for key in (f"comment:{person.user_id}:1", f"like:{person.user_id}:2"):
+            session.add(PushDelivery(idempotency_key=key, device_id=device_id, status="sent", provider_id="fcm-1"))
+        event = sorted(WEBHOOK_EVENTS)[0]
+        session.add(
+            WebhookDeliveryLog(
+                endpoint_id=endpoint.id,
+                event_id=f"evt-{person.user_id}",
+                event=event,
+                status="delivered",
+                attempts=1,
+                last_status_code=200,
+            )
+        )
+    person.device_keys += [token, url]
+
+
+def campaign(engine: Engine, name: str, *people: Person) -> None:
+    """One campaign batch to *people*, through the real worker (the outbox backend writes each copy)."""
+    recipients = [BulkRecipient(user_id=person.user_id) for person in people]
+    SEND_BULK_EMAIL.send(BulkEmailBatch(campaign=name, template="digest", category="digest", recipients=recipients))
+
+    def sent() -> bool:
+        with Session(engine) as session:
+            rows = session.scalars(select(BulkEmailDelivery.status).where(BulkEmailDelivery.campaign == name)).all()
+        return rows == ["sent"] * len(people)
+
+    wait_for(sent, timeout=30, what=f"the {name} emails")
+
+
+def bounce(engine: Engine, person: Person) -> None:
+    """The provider reports their address bouncing: it is suppressed."""
+    assert apply_events(make_session_factory(engine), [{"event": "bounce", "email": person.email}]) == 1
+
+
 def welcome(engine: Engine, broker: NightshiftRedisBroker, *people: Person) -> None:
     """Each person's welcome email, through the real flow: users, the outbox, notifications."""
     for person in people:
@@ -173,6 +236,10 @@ def world(platform: NightshiftRedisBroker, clean_db: Engine) -> World:
         make_session_factory(clean_db), runtime.app_redis(), hour=dt.datetime.now(dt.UTC), min_posts=1
     )
     welcome(clean_db, platform, subject, other)
+    notification_data(clean_db, subject)
+    notification_data(clean_db, other)
+    campaign(clean_db, CAMPAIGN, subject, other)
+    bounce(clean_db, subject)
     return World(subject, other, subject_posts, other_posts)
 
 

@@ -22,7 +22,7 @@ from nightshift.common import runtime
 from nightshift.common.cli import main as nightshift
 from nightshift.common.contracts.gdpr import GDPR_SERVICES
 from nightshift.common.contracts.notifications import SEND_EMAIL
-from nightshift.common.db.models import GdprRequest
+from nightshift.common.db.models import GdprRequest, JobRecord, suppressed_sql
 from nightshift.common.events import publish
 from nightshift.common.gdpr.proof import verify_proof
 from nightshift.common.gdpr.settings import GdprSettings
@@ -34,7 +34,7 @@ from nightshift.common.storage.local import LocalStorage
 from nightshift.notifications.models import EmailDelivery
 from nightshift.posts.search import search_posts
 from nightshift.posts.trending import cached_trending
-from tests.integration.gdpr.conftest import Person, World, wait_until_done
+from tests.integration.gdpr.conftest import CAMPAIGN, Person, World, wait_until_done
 from tests.integration.gdpr.scan import scan_mail_outbox, scan_redis, scan_storage, scan_tables
 
 pytestmark = pytest.mark.integration
@@ -52,6 +52,15 @@ OTHER_ROWS = {
     "JOIN posts p ON p.id = d.post_id WHERE p.author_id = :id",
     "media": "SELECT id, original_key, variants::text FROM media WHERE owner_id = :id",
     "email_deliveries": "SELECT id, template FROM email_deliveries WHERE user_id = :id",
+    "bulk_email_deliveries": "SELECT campaign, status FROM bulk_email_deliveries WHERE user_id = :id",
+    "notification_preferences": "SELECT category, channel, enabled FROM notification_preferences "
+    "WHERE user_id = :id ORDER BY category, channel",
+    "push_devices": "SELECT id, token FROM push_devices WHERE user_id = :id",
+    "push_deliveries": "SELECT idempotency_key, device_id FROM push_deliveries "
+    "WHERE device_id IN (SELECT id FROM push_devices WHERE user_id = :id) ORDER BY idempotency_key",
+    "webhook_endpoints": "SELECT id, url, secret FROM webhook_endpoints WHERE owner_user_id = :id",
+    "webhook_deliveries": "SELECT endpoint_id, event_id FROM webhook_deliveries "
+    "WHERE endpoint_id IN (SELECT id FROM webhook_endpoints WHERE owner_user_id = :id)",
 }
 
 
@@ -85,7 +94,25 @@ def test_export_holds_all_of_the_user_and_erasure_leaves_nothing(
     assert [m["id"] for m in parts["media"]["media"]] == subject.media_ids
     original = next(key for key in subject.file_keys if key.startswith("uploads/"))
     assert archive.read(parts["media"]["media"][0]["file"]) == storage.get(original)
-    assert [d["template"] for d in parts["notifications"]["email_deliveries"]] == ["welcome"]
+    notifications = parts["notifications"]
+    assert [d["template"] for d in notifications["email_deliveries"]] == ["welcome"]
+    assert [(d["campaign"], d["status"]) for d in notifications["bulk_email_deliveries"]] == [(CAMPAIGN, "sent")]
+    assert [(p["category"], p["channel"], p["enabled"]) for p in notifications["notification_preferences"]] == [
+        ("digest", "push", False),
+        ("product_news", "email", True),
+    ]
+    assert [s["reason"] for s in notifications["email_suppressions"]] == ["bounce"]
+    (device,) = notifications["push_devices"]
+    assert device["platform"] == "fcm"
+    assert [d["device_id"] for d in notifications["push_deliveries"]] == [device["id"], device["id"]]
+    (endpoint,) = notifications["webhook_endpoints"]
+    assert endpoint["url"] == subject.device_keys[1]
+    assert [d["endpoint_id"] for d in notifications["webhook_deliveries"]] == [endpoint["id"]]
+    # Never a device token, a Web Push key or a webhook secret.
+    assert subject.device_keys[0] not in json.dumps(notifications)
+    assert not {"token", "p256dh", "auth", "secret", "previous_secret"} & {
+        column for rows in notifications.values() if isinstance(rows, list) for row in rows for column in row
+    }
     everything = b"".join(archive.read(name) for name in names)
     leaked = [needle for needle in other.needles if needle.encode() in everything]
     assert leaked == [], f"the archive holds the other person's data: {leaked}"
@@ -146,8 +173,29 @@ def test_export_holds_all_of_the_user_and_erasure_leaves_nothing(
     assert record["parts"]["posts"]["counts"]["search_documents"] == 3
     assert record["parts"]["posts"]["counts"]["hashtags"] == 1  # zqlighthouse; photo is also Bruno's
     assert record["parts"]["media"]["counts"] == {"media": 1, "files": len(subject.file_keys)}
-    assert record["parts"]["notifications"]["counts"]["email_deliveries"] == 2  # welcome, export ready
-    assert record["parts"]["notifications"]["counts"]["outbox_emails"] == 2
+    assert record["parts"]["notifications"]["counts"] == {
+        "email_deliveries": 2,  # welcome, export ready
+        "bulk_email_deliveries": 1,
+        "outbox_emails": 3,  # the same three emails' files
+        "notification_preferences": 2,
+        "email_suppressions": 1,  # kept under the address's digest
+        "push_deliveries": 2,
+        "push_devices": 1,
+        "webhook_deliveries": 1,
+        "webhook_endpoints": 1,
+    }
+    # The campaign batch's record keeps its other recipient and loses the user.
+    with Session(clean_db) as session:
+        (batch,) = session.scalars(select(JobRecord.args).where(JobRecord.actor == "send_bulk_email")).all()
+    assert [r["user_id"] for r in batch["recipients"]] == ["erased", other.user_id]
+    assert batch["campaign"] == CAMPAIGN
+    # The address stays suppressed, by its digest, without being stored: a new account with it gets no mail.
+    with Session(clean_db) as session:
+        kept = session.scalars(text("SELECT email FROM email_suppressions")).all()
+        suppressed = session.scalar(
+            text(f"SELECT {suppressed_sql('CAST(:address AS text)')}"), {"address": subject.email.upper()}
+        )
+    assert [address.startswith("sha256:") for address in kept] == [True] and suppressed is True
     assert record["finish"]["counts"]["users"] == 1
     assert record["finish"]["counts"]["queued_messages"] == 2
     status = json.loads(_run("gdpr", "status", str(erasure["request_id"]), "--json"))

@@ -10,7 +10,6 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -25,6 +24,7 @@ from nightshift.common import runtime
 from nightshift.common.db.models import User
 from nightshift.common.processes import free_port
 from nightshift.common.settings import CommonSettings
+from tests.support.http_server import QuietHandler, serving
 
 #: Signs SendGrid's event webhook requests in tests; its public key is the service's setting.
 SIGNING_KEY = ec.generate_private_key(ec.SECP256R1())
@@ -98,7 +98,7 @@ class SendGridStub:
 def sendgrid_stub() -> Iterator[SendGridStub]:
     stub = SendGridStub(url="")
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length", "0"))
             body = json.loads(self.rfile.read(length) or b"null")
@@ -124,17 +124,12 @@ def sendgrid_stub() -> Iterator[SendGridStub]:
             except (BrokenPipeError, ConnectionResetError):
                 pass  # the client was killed while its request was held
 
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    stub.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield stub
-    stub.release()
-    server.shutdown()
-    server.server_close()
+    with serving(Handler) as url:
+        stub.url = url
+        try:
+            yield stub
+        finally:
+            stub.release()  # a request still held (a failed test) answers, so the server can stop
 
 
 @dataclass

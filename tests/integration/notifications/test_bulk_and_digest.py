@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import math
 import time
@@ -119,6 +120,12 @@ def _seed(engine: Engine) -> dict[str, list[int]]:
             {"users": suppressed},
         )
         connection.execute(text("UPDATE email_suppressions SET email = lower(email)"))
+        # The last one as an erasure keeps it: under the address's digest, the address no longer stored.
+        (address,) = connection.execute(text("SELECT email FROM users WHERE id = :id"), {"id": suppressed[-1]}).one()
+        connection.execute(
+            text("UPDATE email_suppressions SET email = :digest WHERE email = :address"),
+            {"digest": "sha256:" + hashlib.sha256(address.lower().encode()).hexdigest(), "address": address.lower()},
+        )
     eligible = [r for n, r in enumerate(readers, 1) if n % 100 != 0 and n % 50 not in (7, 13, 21)]
     return {"eligible": eligible, "readers": list(readers), "posts": list(posts[:2]), "author": [author]}
 

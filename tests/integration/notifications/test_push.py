@@ -5,10 +5,8 @@ from __future__ import annotations
 import base64
 import json
 import os
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -30,6 +28,7 @@ from nightshift.notifications.models import PushDelivery, PushDevice
 from nightshift.notifications.push.devices import register_device
 from nightshift.notifications.push.fcm import FcmClient
 from nightshift.notifications.push.webpush import new_vapid_key
+from tests.support.http_server import QuietHandler, serving
 
 pytestmark = pytest.mark.integration
 
@@ -62,7 +61,7 @@ class PushStub:
 def push_stub() -> Iterator[PushStub]:
     stub = PushStub()
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
             headers = {name.lower(): value for name, value in self.headers.items()}
@@ -110,16 +109,9 @@ def push_stub() -> Iterator[PushStub]:
             self.end_headers()
             self.wfile.write(answer)
 
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    stub.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield stub
-    server.shutdown()
-    server.server_close()
+    with serving(Handler) as url:
+        stub.url = url
+        yield stub
 
 
 def _service_account(stub: PushStub, folder: Path) -> Path:

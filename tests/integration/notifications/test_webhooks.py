@@ -11,7 +11,6 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -34,6 +33,7 @@ from nightshift.notifications.webhooks import delivery as webhooks
 from nightshift.notifications.webhooks.endpoints import register_endpoint, rotate_secret
 from nightshift.notifications.webhooks.safe_http import UnsafeUrl, check_url
 from nightshift.notifications.webhooks.signing import InvalidWebhookSignature, verify
+from tests.support.http_server import QuietHandler, serving
 
 pytestmark = pytest.mark.integration
 
@@ -60,7 +60,7 @@ def receiver() -> Iterator[Receiver]:
     stub = Receiver()
     lock = threading.Lock()
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
             with lock:
@@ -74,16 +74,9 @@ def receiver() -> Iterator[Receiver]:
             self.send_header("Content-Length", "0")
             self.end_headers()
 
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    stub.url = f"http://127.0.0.1:{server.server_address[1]}/hooks/nightshift"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield stub
-    server.shutdown()
-    server.server_close()
+    with serving(Handler) as url:
+        stub.url = f"{url}/hooks/nightshift"
+        yield stub
 
 
 def _policy(**overrides: Any) -> webhooks.WebhookPolicy:

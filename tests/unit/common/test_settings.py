@@ -9,7 +9,7 @@ from pydantic import Field, ValidationError
 from pydantic_settings import SettingsConfigDict
 
 from nightshift.common.errors import ConfigurationError
-from nightshift.common.redis_client import RedisTLS, redis_client
+from nightshift.common.redis_client import RedisTLS, connection_options
 from nightshift.common.settings import CommonSettings, ServiceSettings, load_settings, with_redis_db
 
 
@@ -122,6 +122,6 @@ def test_redis_tls_files_need_a_rediss_url_and_must_exist(
     assert load_settings(CommonSettings).redis_tls is None
 
 
-def test_a_redis_client_refuses_tls_files_for_a_plain_url() -> None:
+def test_redis_tls_options_are_refused_for_a_plain_url() -> None:
     with pytest.raises(ConfigurationError, match="not rediss://"):
-        redis_client("redis://127.0.0.1:6379/0", tls=RedisTLS(ca_file="/etc/ssl/ca.pem"))
+        connection_options("redis://127.0.0.1:6379/0", RedisTLS(ca_file="/etc/ssl/ca.pem"))

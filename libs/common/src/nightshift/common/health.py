@@ -13,22 +13,16 @@ from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from sqlalchemy import Engine, text
 
-from nightshift.common.redis_client import RedisTLS, redis_client
-
 Check = Callable[[], tuple[bool, dict[str, Any]]]
 
 
-def readiness_check(redis_url: str | redis.Redis[bytes], engine: Engine, *, tls: RedisTLS | None = None) -> Check:
+def readiness_check(client: redis.Redis[bytes], engine: Engine) -> Check:
     """Ready when Redis answers PING and PostgreSQL answers ``SELECT 1``, each within a second or two.
 
     Parameters:
-      redis_url: A URL, or a client (one that goes through Sentinel: ``redis_ha.redis_client``).
-      tls: The Redis TLS material (``CommonSettings.redis_tls``) for a URL.
+      client: The Redis client to ping, with short timeouts (``redis_ha.redis_client(settings,
+        socket_timeout=1, socket_connect_timeout=1)``: through Sentinel and TLS as configured).
     """
-    if isinstance(redis_url, str):
-        client = redis_client(redis_url, tls=tls, socket_timeout=1, socket_connect_timeout=1)
-    else:
-        client = redis_url
 
     def check() -> tuple[bool, dict[str, Any]]:
         detail: dict[str, Any] = {}

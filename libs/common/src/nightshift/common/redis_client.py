@@ -1,7 +1,7 @@
-"""Redis clients, built one way so that every one of them gets the deployment's TLS options.
+"""The TLS options of Redis clients, so that every client gets the deployment's.
 
-The broker, the application Redis (``runtime.app_redis``), the readiness probe,
-the scheduler's lease and the ops service all build their clients here. A
+Every client is built by :func:`nightshift.common.redis_ha.redis_client` from the
+settings (through Sentinel when configured), which applies these options. A
 ``rediss://`` URL turns TLS on; the CA that signs the server's certificate and
 an optional client certificate come from :class:`RedisTLS` (the
 ``REDIS_TLS_*`` settings, see ``CommonSettings.redis_tls``) or from the URL's own
@@ -13,8 +13,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
-
-import redis
 
 from nightshift.common.errors import ConfigurationError
 
@@ -67,17 +65,3 @@ def connection_options(url: str, tls: RedisTLS | None) -> dict[str, Any]:
         scheme = url.split("://", 1)[0]
         raise ConfigurationError(f"Redis TLS files are set but the URL's scheme is {scheme}://, not rediss://")
     return tls.options()
-
-
-def redis_client(url: str, *, tls: RedisTLS | None = None, **options: Any) -> redis.Redis[bytes]:
-    """A Redis client on *url* with *tls* applied.
-
-    Parameters:
-      url: ``redis://``, ``rediss://`` or ``unix://``; query parameters are honoured.
-      tls: The CA and client certificate for a ``rediss://`` URL.
-      options: Other redis-py options (``socket_timeout``…).
-
-    Raises:
-      ConfigurationError: TLS material given for a URL that does not use TLS.
-    """
-    return redis.Redis.from_url(url, **connection_options(url, tls), **options)

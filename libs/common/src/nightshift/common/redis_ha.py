@@ -31,7 +31,6 @@ from redis.sentinel import Sentinel
 from nightshift.common.errors import TransientError
 from nightshift.common.redis_broker import WAKE_TOKENS, NightshiftRedisBroker
 from nightshift.common.redis_client import connection_options
-from nightshift.common.redis_client import redis_client as tls_redis_client
 from nightshift.common.settings import CommonSettings, with_redis_db
 
 #: How long a sentinel may take to answer which server is the primary.
@@ -62,13 +61,19 @@ def parse_sentinels(value: str) -> list[tuple[str, int]]:
 def redis_client(settings: CommonSettings, *, db: int | None = None, **options: Any) -> redis.Redis[bytes]:
     """A client on the platform's Redis: through Sentinel when configured, else ``REDIS_URL``.
 
+    Every Redis client of the platform is built here, with the TLS material of
+    ``REDIS_TLS_*`` (see :mod:`nightshift.common.redis_client`).
+
     Parameters:
       db: The database (``REDIS_URL``'s by default).
       options: More connection options (``socket_timeout``…).
+
+    Raises:
+      ConfigurationError: TLS material given for a URL that does not use TLS.
     """
     if not settings.redis_sentinels:
         url = settings.redis_url if db is None else with_redis_db(settings.redis_url, db)
-        return tls_redis_client(url, tls=settings.redis_tls, **options)
+        return redis.Redis.from_url(url, **connection_options(url, settings.redis_tls), **options)
     connection = {
         key: value
         for key, value in parse_url(settings.redis_url).items()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -63,16 +64,21 @@ def _live_ids(broker: RedisBroker) -> list[str]:
     return [raw.decode() for raw in broker.client.zrangebyscore(keys.heartbeats(), since, "+inf")]
 
 
-def live_workers(broker: RedisBroker) -> list[WorkerInfo]:
-    """Every worker process with a fresh heartbeat that published its description, by service and host."""
+def _live_hashes(broker: RedisBroker, key: Callable[[RedisKeys, str], str]) -> list[tuple[str, dict[bytes, bytes]]]:
+    """Each live worker's id with its hash stored under ``key(keys, worker_id)``, in one round trip."""
     keys = RedisKeys(broker.namespace)
     ids = _live_ids(broker)
     with broker.client.pipeline(transaction=False) as pipe:
         for worker_id in ids:
-            pipe.hgetall(keys.worker(worker_id))
+            pipe.hgetall(key(keys, worker_id))
         hashes = pipe.execute()
+    return list(zip(ids, hashes, strict=True))
+
+
+def live_workers(broker: RedisBroker) -> list[WorkerInfo]:
+    """Every worker process with a fresh heartbeat that published its description, by service and host."""
     workers = []
-    for worker_id, raw in zip(ids, hashes, strict=True):
+    for worker_id, raw in _live_hashes(broker, RedisKeys.worker):
         if not raw:
             continue  # a worker without WorkerLiveness, or whose description just expired
         info = {key.decode(): value.decode() for key, value in raw.items()}
@@ -93,14 +99,8 @@ def live_workers(broker: RedisBroker) -> list[WorkerInfo]:
 
 def running_jobs(broker: RedisBroker) -> list[RunningJob]:
     """Every message live worker processes are running now (as of their last second), oldest first."""
-    keys = RedisKeys(broker.namespace)
-    ids = _live_ids(broker)
-    with broker.client.pipeline(transaction=False) as pipe:
-        for worker_id in ids:
-            pipe.hgetall(keys.running(worker_id))
-        hashes = pipe.execute()
     jobs = []
-    for worker_id, raw in zip(ids, hashes, strict=True):
+    for worker_id, raw in _live_hashes(broker, RedisKeys.running):
         for message_id, value in raw.items():
             data = json.loads(value)
             jobs.append(

@@ -49,7 +49,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from nightshift.common.contracts.notifications import BulkEmailBatch, BulkRecipient
-from nightshift.common.db.models import DEFAULT_PREFERENCES
+from nightshift.common.db.models import DEFAULT_PREFERENCES, suppressed_sql
 from nightshift.common.errors import Deferred
 from nightshift.notifications.errors import ProviderOutcomeUnknown, ProviderRejected, ProviderUnavailable
 from nightshift.notifications.mailers import Address, Email, Mailer
@@ -68,18 +68,17 @@ USER_ARG = "nightshift_user"
 NOT_SENT_ERRORS: tuple[type[BaseException], ...] = (Deferred, ProviderRejected, ProviderUnavailable)
 
 _RECIPIENTS = text(
-    """
+    f"""
     SELECT r.user_id, u.email, u.display_name, u.locale,
            d.status AS recorded,
-           s.email IS NOT NULL AS suppressed,
+           {suppressed_sql("u.email")} AS suppressed,
            coalesce(p.enabled, :default_enabled) AS enabled
     FROM unnest(CAST(:user_ids AS bigint[])) AS r(user_id)
     LEFT JOIN users u ON u.id = r.user_id
     LEFT JOIN bulk_email_deliveries d ON d.campaign = :campaign AND d.user_id = r.user_id
-    LEFT JOIN email_suppressions s ON s.email = lower(u.email)
     LEFT JOIN notification_preferences p
            ON p.user_id = r.user_id AND p.category = :category AND p.channel = 'email'
-    """
+    """  # noqa: S608 - SQL from the code
 )
 
 _POSTS = text(

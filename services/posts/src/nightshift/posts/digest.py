@@ -30,12 +30,13 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from nightshift.common.contracts.notifications import BulkEmailBatch, BulkRecipient
+from nightshift.common.db.models import suppressed_sql
 
 #: The notifications template of the digest.
 DIGEST_TEMPLATE = "digest"
 
 _PAGE = text(
-    """
+    f"""
     WITH eligible AS (
         SELECT u.id, left(lower(u.locale), 2) AS language
         FROM users u
@@ -44,7 +45,7 @@ _PAGE = text(
         WHERE u.id > :after
           AND u.last_active_at >= :active_since
           AND coalesce(pref.enabled, true)
-          AND NOT EXISTS (SELECT 1 FROM email_suppressions s WHERE s.email = lower(u.email))
+          AND NOT {suppressed_sql("u.email")}
         ORDER BY u.id
         LIMIT :batch
     ),
@@ -80,7 +81,7 @@ _PAGE = text(
     LEFT JOIN ranked r ON r.user_id = e.id
     GROUP BY e.id
     ORDER BY e.id
-    """
+    """  # noqa: S608 - SQL from the code
 )
 
 _TRENDING = text(

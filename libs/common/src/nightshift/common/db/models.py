@@ -125,7 +125,12 @@ class NotificationPreference(Base):
 
 
 class EmailSuppression(Base):
-    """An address no email may be sent to (bounced, dropped, reported as spam), lowercased."""
+    """An address no email may be sent to (bounced, dropped, reported as spam), lowercased.
+
+    The suppression of an erased user's address is kept under the address's digest
+    (:func:`suppression_digest_sql`) instead of the address: it still stops mail to that
+    address (a new account with it) without the address being stored.
+    """
 
     __tablename__ = "email_suppressions"
 
@@ -133,6 +138,24 @@ class EmailSuppression(Base):
     reason: Mapped[str] = mapped_column(String(32))
     source: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[dt.datetime] = _now()
+
+
+def suppression_digest_sql(address: str) -> str:
+    """SQL of the digest a suppression is kept under once its user is erased.
+
+    ``sha256:`` and the hex SHA-256 of the lowercased address (*address*: an SQL
+    expression, ``u.email``). Unkeyed on purpose: every service checking
+    suppressions computes it in SQL, and no key rotation can make it stop matching.
+    """
+    return f"'sha256:' || encode(sha256(convert_to(lower({address}), 'UTF8')), 'hex')"
+
+
+def suppressed_sql(address: str) -> str:
+    """SQL condition: the address *address* (an SQL expression) is suppressed, plainly or by its digest."""
+    return (
+        "EXISTS (SELECT 1 FROM email_suppressions s "  # noqa: S608 - SQL expressions from the code
+        f"WHERE s.email IN (lower({address}), {suppression_digest_sql(address)}))"
+    )
 
 
 # --- posts: the app's content (written by the app; the posts service derives its own tables) --

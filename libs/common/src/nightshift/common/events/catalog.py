@@ -121,131 +121,122 @@ def _webhook(name: str) -> Subscriber:
     return Subscriber(notifications.DISPATCH_WEBHOOKS, adapt=adapt)
 
 
+def _event(
+    name: str, schema: type[Payload], description: str, *subscribers: Subscriber, webhook: bool = False
+) -> EventSpec:
+    """An event at version 1 (every event's so far).
+
+    Parameters:
+      subscribers: The actors it is delivered to, in this order.
+      webhook: Integrations may subscribe to it: the webhook dispatcher comes last.
+    """
+    if webhook:
+        subscribers = (*subscribers, _webhook(name))
+    return EventSpec(name=name, version=1, schema=schema, subscribers=subscribers, description=description)
+
+
+def _indexes(change: str) -> Subscriber:
+    """The posts indexer, told which *change* of a post the event is."""
+    return Subscriber(posts.INDEX_POST, adapt=_post_change(change))
+
+
 CATALOG: dict[str, EventSpec] = {
     spec.name: spec
     for spec in (
-        EventSpec(
-            name="user.registered",
-            version=1,
-            schema=UserRegistered,
-            subscribers=(Subscriber(users.SEND_WELCOME_EMAIL),),
-            description="A user account was created.",
-        ),
-        EventSpec(
-            name="notification.requested",
-            version=1,
-            schema=NotificationRequested,
-            subscribers=(
-                Subscriber(
-                    notifications.SEND_EMAIL,
-                    when=lambda e: e.channel == "email" and e.urgency == "high",
-                    adapt=_email_fields,
-                ),
-                Subscriber(
-                    notifications.SEND_EMAIL_CRITICAL,
-                    when=lambda e: e.channel == "email" and e.urgency == "critical",
-                    adapt=_email_fields,
-                ),
-                Subscriber(notifications.SEND_PUSH, when=lambda e: e.channel == "push", adapt=_push_fields),
+        _event("user.registered", UserRegistered, "A user account was created.", Subscriber(users.SEND_WELCOME_EMAIL)),
+        _event(
+            "notification.requested",
+            NotificationRequested,
+            "Some service asks that a user be notified.",
+            Subscriber(
+                notifications.SEND_EMAIL,
+                when=lambda e: e.channel == "email" and e.urgency == "high",
+                adapt=_email_fields,
             ),
-            description="Some service asks that a user be notified.",
-        ),
-        EventSpec(
-            name="media.uploaded",
-            version=1,
-            schema=MediaUploaded,
-            subscribers=(Subscriber(media.PROCESS_MEDIA_UPLOAD),),
-            description="An image was uploaded to storage and its media row created.",
-        ),
-        EventSpec(
-            name="media.processed",
-            version=1,
-            schema=MediaProcessed,
-            subscribers=(_webhook("media.processed"),),
-            description="An upload's variants are stored and recorded on its media row.",
-        ),
-        EventSpec(
-            name="media.failed",
-            version=1,
-            schema=MediaFailed,
-            subscribers=(_webhook("media.failed"),),
-            description="An upload was refused; the media row holds the detailed reason.",
-        ),
-        EventSpec(
-            name="post.created",
-            version=1,
-            schema=PostCreated,
-            subscribers=(Subscriber(posts.INDEX_POST, adapt=_post_change("created")), _webhook("post.created")),
-            description="A post was written; its hashtags are linked and it becomes searchable.",
-        ),
-        EventSpec(
-            name="post.updated",
-            version=1,
-            schema=PostUpdated,
-            subscribers=(Subscriber(posts.INDEX_POST, adapt=_post_change("updated")),),
-            description="A post was edited; its hashtags and search document follow.",
-        ),
-        EventSpec(
-            name="post.deleted",
-            version=1,
-            schema=PostDeleted,
-            subscribers=(
-                Subscriber(media.DELETE_POST_MEDIA),
-                Subscriber(posts.INDEX_POST, adapt=_post_change("deleted")),
-                _webhook("post.deleted"),
+            Subscriber(
+                notifications.SEND_EMAIL_CRITICAL,
+                when=lambda e: e.channel == "email" and e.urgency == "critical",
+                adapt=_email_fields,
             ),
-            description="A post was deleted; its media go with it and it leaves the search index.",
+            Subscriber(notifications.SEND_PUSH, when=lambda e: e.channel == "push", adapt=_push_fields),
         ),
-        EventSpec(
-            name="posts.reindex_requested",
-            version=1,
-            schema=ReindexRequested,
-            subscribers=(Subscriber(posts.REINDEX_SEARCH),),
-            description="Rebuild the whole posts search index beside the live one, then swap.",
+        _event(
+            "media.uploaded",
+            MediaUploaded,
+            "An image was uploaded to storage and its media row created.",
+            Subscriber(media.PROCESS_MEDIA_UPLOAD),
         ),
-        EventSpec(
-            name="gdpr.export_requested",
-            version=1,
-            schema=GdprRequested,
-            subscribers=(Subscriber(users.EXPORT_USER_DATA),),
-            description="A user's data is to be exported: every service writes its part, then one archive is emailed.",
+        _event(
+            "media.processed",
+            MediaProcessed,
+            "An upload's variants are stored and recorded on its media row.",
+            webhook=True,
         ),
-        EventSpec(
-            name="gdpr.erasure_requested",
-            version=1,
-            schema=GdprRequested,
-            subscribers=(Subscriber(users.ERASE_USER),),
-            description="A user's data is to be erased everywhere: every service erases its part, then the account.",
+        _event(
+            "media.failed",
+            MediaFailed,
+            "An upload was refused; the media row holds the detailed reason.",
+            webhook=True,
         ),
-        EventSpec(
-            name="gdpr.parts_completed",
-            version=1,
-            schema=GdprPartsCompleted,
-            subscribers=(
-                Subscriber(users.ASSEMBLE_USER_EXPORT, when=lambda e: e.kind == "export", adapt=_request_ref),
-                Subscriber(users.FINISH_USER_ERASURE, when=lambda e: e.kind == "erasure", adapt=_request_ref),
-            ),
-            description="Every service acknowledged its part of a GDPR request (written with the last part).",
+        _event(
+            "post.created",
+            PostCreated,
+            "A post was written; its hashtags are linked and it becomes searchable.",
+            _indexes("created"),
+            webhook=True,
         ),
-        EventSpec(
-            name="export.requested",
-            version=1,
-            schema=ExportRequested,
-            subscribers=(Subscriber(posts.EXPORT_CONTENT),),
-            description=(
-                "Export a user's own posts, an author's analytics or an operator's content over a date range, "
-                "as CSV (gzip) or XLSX; the requester is emailed an expiring link."
-            ),
+        _event(
+            "post.updated",
+            PostUpdated,
+            "A post was edited; its hashtags and search document follow.",
+            _indexes("updated"),
         ),
-        EventSpec(
-            name="ops.alert_raised",
-            version=1,
-            schema=AlertRaised,
-            subscribers=(Subscriber(ops.RECORD_RAISED_ALERT),),
-            description=(
-                "Something needs an operator's attention (e.g. a content anomaly): an alert of the ops "
-                "service, emailed to the operators and posted to the alert webhook unless silenced."
-            ),
+        _event(
+            "post.deleted",
+            PostDeleted,
+            "A post was deleted; its media go with it and it leaves the search index.",
+            Subscriber(media.DELETE_POST_MEDIA),
+            _indexes("deleted"),
+            webhook=True,
+        ),
+        _event(
+            "posts.reindex_requested",
+            ReindexRequested,
+            "Rebuild the whole posts search index beside the live one, then swap.",
+            Subscriber(posts.REINDEX_SEARCH),
+        ),
+        _event(
+            "gdpr.export_requested",
+            GdprRequested,
+            "A user's data is to be exported: every service writes its part, then one archive is emailed.",
+            Subscriber(users.EXPORT_USER_DATA),
+        ),
+        _event(
+            "gdpr.erasure_requested",
+            GdprRequested,
+            "A user's data is to be erased everywhere: every service erases its part, then the account.",
+            Subscriber(users.ERASE_USER),
+        ),
+        _event(
+            "gdpr.parts_completed",
+            GdprPartsCompleted,
+            "Every service acknowledged its part of a GDPR request (written with the last part).",
+            Subscriber(users.ASSEMBLE_USER_EXPORT, when=lambda e: e.kind == "export", adapt=_request_ref),
+            Subscriber(users.FINISH_USER_ERASURE, when=lambda e: e.kind == "erasure", adapt=_request_ref),
+        ),
+        _event(
+            "export.requested",
+            ExportRequested,
+            "Export a user's own posts, an author's analytics or an operator's content over a date range, "
+            "as CSV (gzip) or XLSX; the requester is emailed an expiring link.",
+            Subscriber(posts.EXPORT_CONTENT),
+        ),
+        _event(
+            "ops.alert_raised",
+            AlertRaised,
+            "Something needs an operator's attention (e.g. a content anomaly): an alert of the ops "
+            "service, emailed to the operators and posted to the alert webhook unless silenced.",
+            Subscriber(ops.RECORD_RAISED_ALERT),
         ),
     )
 }

@@ -20,7 +20,7 @@ import json
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import text, update
+from sqlalchemy import TextClause, text, update
 from sqlalchemy.orm import Session
 
 from nightshift.common.db.models import GdprRequest
@@ -36,6 +36,10 @@ if TYPE_CHECKING:
 
 #: Payload fields that hold a user's id (contracts and events name the user so).
 SUBJECT_FIELDS = ("user_id",)
+
+#: Payload fields listing several users, each entry naming one in a :data:`SUBJECT_FIELDS`
+#: field (a campaign batch's ``recipients``): the user's entry is stripped, the others kept.
+SUBJECT_LISTS = ("recipients",)
 
 #: What replaces the user's id in the arguments of kept job records.
 ERASED = "erased"
@@ -106,16 +110,23 @@ def strip_job_records(session: Session, user_id: int) -> int:
 
     The rows stay — what ran, when, how it ended — with their arguments replaced
     by ``{"user_id": "erased"}`` (other arguments, such as an idempotency key,
-    may embed the id) and the id replaced by ``erased`` in their errors.
+    may embed the id) and the id replaced by ``erased`` in their errors. A record
+    whose arguments list several users (:data:`SUBJECT_LISTS`) keeps the others: the
+    user's entry becomes ``{"user_id": "erased"}``.
     """
-    params = {"id": str(user_id), "args": json.dumps(dict.fromkeys(SUBJECT_FIELDS, ERASED)), "erased": ERASED}
-    stripped = session.scalars(
-        text(
-            "UPDATE job_records SET args = CAST(:args AS jsonb), last_error = replace(last_error, :id, :erased) "  # noqa: S608
-            f"WHERE {_json_names('args')} RETURNING message_id"
-        ),
-        params,
-    ).all()
+    erased_entry = json.dumps(dict.fromkeys(SUBJECT_FIELDS, ERASED))
+    params = {"id": str(user_id), "args": erased_entry, "erased": ERASED}
+    stripped = list(
+        session.scalars(
+            text(
+                "UPDATE job_records SET args = CAST(:args AS jsonb), last_error = replace(last_error, :id, :erased) "  # noqa: S608
+                f"WHERE {_json_names('args')} RETURNING message_id"
+            ),
+            params,
+        ).all()
+    )
+    for field in SUBJECT_LISTS:
+        stripped += session.scalars(_strip_list_entries(field), {**params, "user_id": user_id}).all()
     if stripped:
         session.execute(
             text(
@@ -138,6 +149,22 @@ def forget_subject_requests(session: Session, storage: Storage, subject_digest: 
     for request_id in requests:
         storage.delete_many(list(storage.list(request_prefix(request_id))))
     return len(requests)
+
+
+def _strip_list_entries(field: str) -> TextClause:
+    """UPDATE replacing the user's entries of the job records' *field* list by ``:args``."""
+    entry_names = " OR ".join(f"e.item->>'{name}' = :id" for name in SUBJECT_FIELDS)
+    listed = " OR ".join(
+        f"args->'{field}' @> jsonb_build_array(jsonb_build_object('{name}', CAST(:user_id AS bigint)))"
+        for name in SUBJECT_FIELDS
+    )
+    return text(
+        f"UPDATE job_records SET last_error = replace(last_error, :id, :erased), "  # noqa: S608 - constants
+        f"args = jsonb_set(args, '{{{field}}}', ("
+        f"SELECT jsonb_agg(CASE WHEN {entry_names} THEN CAST(:args AS jsonb) ELSE e.item END ORDER BY e.n) "
+        f"FROM jsonb_array_elements(args->'{field}') WITH ORDINALITY AS e(item, n))) "
+        f"WHERE {listed} RETURNING message_id"
+    )
 
 
 def _json_names(column: str) -> str:

@@ -16,6 +16,7 @@ import os
 import shutil
 import subprocess
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -133,8 +134,8 @@ class EmbeddedPostgres:
 
     data_dir: Path
     keep: bool = True
-    #: Connections the server accepts (PostgreSQL's default is 100); set before it serves.
-    max_connections: int | None = None
+    #: Server parameters (``max_connections``, ``fsync``…) set before it serves, with ``ALTER SYSTEM``.
+    server_settings: Mapping[str, str] = field(default_factory=dict)
     _server: object | None = None
 
     def start(self) -> EmbeddedPostgres:
@@ -151,19 +152,21 @@ class EmbeddedPostgres:
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            if self.max_connections is not None:
-                # max_connections needs a restart: start once to initialise, set it, stop, start again.
+            if self.server_settings:
+                # Some (max_connections) need a restart: start once to initialise, set them, stop, start again.
                 self._server = get_server(self.data_dir, cleanup_mode="stop")
-                self._set_max_connections(self.max_connections)
+                self._alter_system(self.server_settings)
                 self._server.cleanup()  # type: ignore[attr-defined]
             self._server = get_server(self.data_dir, cleanup_mode="stop" if self.keep else "delete")
         return self
 
-    def _set_max_connections(self, count: int) -> None:
+    def _alter_system(self, settings: Mapping[str, str]) -> None:
         import psycopg
+        from psycopg import sql
 
         with psycopg.connect(self.url, autocommit=True) as connection:
-            connection.execute(f"ALTER SYSTEM SET max_connections = {int(count)}")
+            for name, value in settings.items():
+                connection.execute(sql.SQL("ALTER SYSTEM SET {} = {}").format(sql.Identifier(name), sql.Literal(value)))
 
     @property
     def url(self) -> str:

@@ -1,7 +1,7 @@
 """notifications: bulk email slices and the in-flight states (sending, uncertain) of their recipients
 
-Revision ID: notifications_0004
-Revises: notifications_0003_role
+Revision ID: notifications_0005
+Revises: notifications_0004_ops_purge
 Create Date: 2026-11-29 21:10:00
 """
 
@@ -13,8 +13,8 @@ from sqlalchemy.dialects import postgresql
 
 from nightshift.common.db.roles import OWN, grant, revoke, service_role
 
-revision = "notifications_0004"
-down_revision = "notifications_0003_role"
+revision = "notifications_0005"
+down_revision = "notifications_0004_ops_purge"
 branch_labels = None
 depends_on = None
 
