@@ -318,3 +318,27 @@ def test_recipients_still_uncertain_after_the_grace_period_alert_and_an_operator
     _assert_everyone_once(sendgrid_stub, clean_db)
     again = CliRunner().invoke(main, ["notifications", "resend-uncertain", CAMPAIGN, "--yes"])
     assert again.exit_code != 0 and "no uncertain recipient" in again.output
+
+
+def test_with_the_outbox_a_slice_found_in_flight_is_simply_written_again(
+    clean_db: Engine, configure_mail: Callable[..., None], tmp_path: Path
+) -> None:
+    users = _users(clean_db)
+    sessions = make_session_factory(clean_db)
+    mailer = runtime.resource(configured_mailer)
+    # A sender died mid-slice: its first recipient is recorded ``sending``, maybe written to the outbox.
+    with clean_db.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO bulk_email_deliveries (campaign, user_id, status, template, backend, slice_id) "
+                "VALUES (:c, :u, 'sending', 'digest', 'outbox', gen_random_uuid())"
+            ),
+            {"c": CAMPAIGN, "u": users[0]},
+        )
+
+    outcome = bulk.send_bulk_email(sessions, mailer, _batch(users), links=runtime.resource(configured_links))
+
+    # Writing the same file again is harmless: no one is left uncertain, each has one file.
+    assert (outcome.sent, outcome.uncertain) == (RECIPIENTS, 0)
+    assert _statuses(clean_db) == {"sent": RECIPIENTS}
+    assert len(list((tmp_path / "outbox").glob("*.eml"))) == RECIPIENTS
