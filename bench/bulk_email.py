@@ -151,7 +151,13 @@ def expected_recipients(engine: Engine) -> set[str]:
 def recorded(engine: Engine, campaign: str) -> int:
     with engine.connect() as connection:
         return int(
-            connection.scalar(text("SELECT count(*) FROM bulk_email_deliveries WHERE campaign = :c"), {"c": campaign})
+            connection.scalar(
+                text(
+                    "SELECT count(*) FROM bulk_email_deliveries "
+                    "WHERE campaign = :c AND status NOT IN ('sending', 'uncertain')"  # settled only
+                ),
+                {"c": campaign},
+            )
             or 0
         )
 

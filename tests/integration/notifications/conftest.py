@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import base64
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session as DbSession
 
@@ -16,6 +21,30 @@ from nightshift.common.db.models import User
 from nightshift.common.processes import free_port
 from nightshift.common.settings import CommonSettings
 from tests.support.sendgrid_stub import SendGridStub, sendgrid_stub_server
+
+#: Signs SendGrid's event webhook requests in tests; its public key is the service's setting.
+SIGNING_KEY = ec.generate_private_key(ec.SECP256R1())
+PUBLIC_KEY = base64.b64encode(
+    SIGNING_KEY.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+).decode()
+
+
+def signed_headers(body: bytes, timestamp: str) -> dict[str, str]:
+    """The headers of SendGrid's Signed Event Webhook for *body* sent at *timestamp*."""
+    signature = SIGNING_KEY.sign(timestamp.encode() + body, ec.ECDSA(hashes.SHA256()))
+    return {
+        "X-Twilio-Email-Event-Webhook-Signature": base64.b64encode(signature).decode(),
+        "X-Twilio-Email-Event-Webhook-Timestamp": timestamp,
+        "Content-Type": "application/json",
+    }
+
+
+def post_events(url: str, body: bytes, headers: dict[str, str]) -> int:
+    """POST *body* to *url*; the answer's status."""
+    try:
+        return int(urllib.request.urlopen(urllib.request.Request(url, data=body, headers=headers)).status)
+    except urllib.error.HTTPError as error:
+        return int(error.code)
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import hashlib
 import json
@@ -14,8 +13,6 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
 
@@ -32,6 +29,8 @@ from nightshift.notifications.models import BulkEmailDelivery
 from nightshift.notifications.public import build_public_server, configured_links
 from nightshift.notifications.public_http import PublicServer
 from nightshift.posts import digest
+from tests.integration.notifications.conftest import PUBLIC_KEY, post_events
+from tests.integration.notifications.conftest import signed_headers as _signed
 from tests.support.sendgrid_stub import SendGridStub
 
 pytestmark = pytest.mark.integration
@@ -40,10 +39,6 @@ TIMEZONE = "Europe/Paris"
 #: The Monday whose digest is sent; the week is the seven days before it.
 MONDAY = dt.date(2026, 11, 23)
 NOW = dt.datetime(2026, 11, 23, 8, 0, tzinfo=dt.UTC)
-SIGNING_KEY = ec.generate_private_key(ec.SECP256R1())
-PUBLIC_KEY = base64.b64encode(
-    SIGNING_KEY.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-).decode()
 
 
 @pytest.fixture
@@ -154,7 +149,11 @@ def _wait_recorded(engine: Engine, campaign: str, count: int) -> None:
     def recorded() -> bool:
         with Session(engine) as session:
             rows = session.scalar(
-                select(text("count(*)")).select_from(BulkEmailDelivery).where(BulkEmailDelivery.campaign == campaign)
+                select(text("count(*)"))
+                .select_from(BulkEmailDelivery)
+                .where(
+                    BulkEmailDelivery.campaign == campaign, BulkEmailDelivery.status.not_in(["sending", "uncertain"])
+                )
             )
         return bool(rows == count)
 
@@ -194,7 +193,9 @@ def test_digest_reaches_exactly_the_eligible_users_in_their_language_by_1000(
         headers = person["headers"]
         assert headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
         assert headers["List-Unsubscribe"].startswith("<http://127.0.0.1:1/unsubscribe?token=")
-        assert person["custom_args"] == {"idempotency_key": f"digest:2026-11-23:{_user_id(person)}"}
+        args = person["custom_args"]
+        assert args["idempotency_key"] == f"digest:2026-11-23:{_user_id(person)}"
+        assert (args["nightshift_campaign"], args["nightshift_user"]) == ("digest:2026-11-23", str(_user_id(person)))
     body = sendgrid_bulk.requests[0].body
     assert body["from"] == {"email": "hello@nightshift.test", "name": "Nightshift"}
     assert body["content"] == [
@@ -321,22 +322,6 @@ def test_one_click_unsubscribe_stops_the_next_digest(
     assert refused.value.code == 400
 
 
-def _signed(body: bytes, timestamp: str) -> dict[str, str]:
-    signature = SIGNING_KEY.sign(timestamp.encode() + body, ec.ECDSA(hashes.SHA256()))
-    return {
-        "X-Twilio-Email-Event-Webhook-Signature": base64.b64encode(signature).decode(),
-        "X-Twilio-Email-Event-Webhook-Timestamp": timestamp,
-        "Content-Type": "application/json",
-    }
-
-
-def _post(url: str, body: bytes, headers: dict[str, str]) -> int:
-    try:
-        return int(urllib.request.urlopen(urllib.request.Request(url, data=body, headers=headers)).status)
-    except urllib.error.HTTPError as error:
-        return int(error.code)
-
-
 def test_a_signed_bounce_event_suppresses_and_a_tampered_one_is_refused(
     clean_db: Engine, sendgrid_bulk: SendGridStub, public_server: PublicServer, make_user: Callable[..., int]
 ) -> None:
@@ -349,12 +334,12 @@ def test_a_signed_bounce_event_suppresses_and_a_tampered_one_is_refused(
     timestamp = str(int(time.time()))
 
     tampered = body.replace(b"bob@", b"eve@").replace(b"delivered", b"spamreport")
-    assert _post(url, tampered, _signed(body, timestamp)) == 403
-    assert _post(url, body, {**_signed(body, timestamp), "X-Twilio-Email-Event-Webhook-Timestamp": "1"}) == 403
+    assert post_events(url, tampered, _signed(body, timestamp)) == 403
+    assert post_events(url, body, {**_signed(body, timestamp), "X-Twilio-Email-Event-Webhook-Timestamp": "1"}) == 403
     with Session(clean_db) as session:
         assert session.scalars(select(EmailSuppression)).all() == []
 
-    assert _post(url, body, _signed(body, timestamp)) == 200
+    assert post_events(url, body, _signed(body, timestamp)) == 200
     with Session(clean_db) as session:
         [row] = session.scalars(select(EmailSuppression)).all()
         assert (row.email, row.reason, row.source) == ("ada@example.org", "bounce", "sendgrid")

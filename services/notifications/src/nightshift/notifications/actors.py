@@ -10,11 +10,12 @@ import dramatiq
 from dramatiq.middleware import CurrentMessage
 
 from nightshift.common import runtime
-from nightshift.common.contracts import contract_actor
+from nightshift.common.contracts import NoArguments, contract_actor
 from nightshift.common.contracts import gdpr as gdpr_contracts
 from nightshift.common.contracts import notifications as notification_contracts
 from nightshift.common.contracts.gdpr import GdprRequestRef
 from nightshift.common.contracts.notifications import (
+    CHECK_UNCERTAIN_BULK_EMAIL,
     DELIVER_WEBHOOK,
     DISPATCH_WEBHOOKS,
     SEND_BULK_EMAIL,
@@ -31,7 +32,7 @@ from nightshift.common.contracts.notifications import (
     WebhookDelivery,
     WebhookEvent,
 )
-from nightshift.notifications import alerts, bulk, delivery, gdpr, operator_email
+from nightshift.notifications import alerts, bulk, bulk_reconcile, delivery, gdpr, operator_email
 from nightshift.notifications.mailers import configured_mailer
 from nightshift.notifications.public import configured_links
 from nightshift.notifications.push import sending
@@ -114,13 +115,33 @@ def send_bulk_email(payload: BulkEmailBatch) -> None:
         templates=runtime.resource(configured_templates),
     )
     logger.info(
-        "send_bulk_email %s: %d sent in %d requests, skipped %s, %d already done.",
+        "send_bulk_email %s: %d sent in %d requests, skipped %s, %d already done, %d left uncertain, %d resent.",
         payload.campaign,
         outcome.sent,
         outcome.requests,
         dict(outcome.skipped) or "none",
         outcome.already_done,
+        outcome.uncertain,
+        outcome.resent,
     )
+    if outcome.uncertain:
+        logger.warning(
+            "send_bulk_email %s: %d recipients were in flight when a sender died: not sent again, "
+            "awaiting SendGrid's events (see docs/notifications.md).",
+            payload.campaign,
+            outcome.uncertain,
+        )
+
+
+@contract_actor(CHECK_UNCERTAIN_BULK_EMAIL)
+def check_uncertain_bulk_email(payload: NoArguments) -> None:
+    """Alert the operators about bulk recipients still unconfirmed after the grace period."""
+    settings = runtime.service_settings(NotificationsSettings)
+    alerted = bulk_reconcile.alert_uncertain(
+        runtime.session_factory(), grace=dt.timedelta(seconds=settings.bulk_uncertain_grace_s)
+    )
+    if alerted:
+        logger.warning("check_uncertain_bulk_email: %d campaigns with unconfirmed recipients alerted.", alerted)
 
 
 @contract_actor(SEND_PUSH)

@@ -13,6 +13,10 @@ class ProviderUnavailable(TransientError):
     """The mail provider could not be reached, timed out or asked to come back later (429, 5xx)."""
 
 
+class ProviderOutcomeUnknown(ProviderUnavailable):
+    """The request reached the provider but no answer came back (timeout, connection lost): maybe sent."""
+
+
 class ProviderRejected(PermanentError):
     """The mail provider refused the message (4xx other than 429); sending it again would fail again."""
 

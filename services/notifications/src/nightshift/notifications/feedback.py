@@ -6,7 +6,9 @@ the signature is in ``X-Twilio-Email-Event-Webhook-Signature``. The request is
 verified with the account's public key (the official client's ``EventWebhook``)
 and refused when older than ``NOTIFICATIONS_SENDGRID_WEBHOOK_MAX_AGE_S`` (a
 replay). A ``bounce``, ``dropped``, ``spamreport``, ``unsubscribe`` or
-``group_unsubscribe`` event suppresses its address; other events are ignored.
+``group_unsubscribe`` event suppresses its address. Any event carrying a bulk
+email's custom arguments also confirms that recipient as sent
+(:func:`nightshift.notifications.bulk_reconcile.confirm_from_events`).
 """
 
 from __future__ import annotations

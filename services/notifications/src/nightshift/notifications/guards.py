@@ -72,7 +72,8 @@ class GuardedMailer(Mailer):
         self.mailer = mailer
         self.guard = guard
         self.backend = mailer.backend  # type: ignore[misc]
-        self.batch_size = mailer.batch_size  # type: ignore[misc]
+        self.batch_size = mailer.batch_size
+        self.repeat_is_harmless = mailer.repeat_is_harmless  # type: ignore[misc]
 
     def send(self, email: Email) -> str | None:
         with self.guard.call():

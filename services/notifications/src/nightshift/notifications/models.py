@@ -8,10 +8,11 @@ service only.
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from typing import Any
 
 from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Integer, String, Text, func, text
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
 from nightshift.common.db.models import Base
@@ -34,20 +35,47 @@ class EmailDelivery(Base):
 
 
 class BulkEmailDelivery(Base):
-    """What became of one recipient of one campaign: sent, or skipped and why. Once per pair."""
+    """What became of one recipient of one campaign: sent, skipped and why, or in flight. Once per pair."""
 
     __tablename__ = "bulk_email_deliveries"
 
     campaign: Mapped[str] = mapped_column(String(100), primary_key=True)
     user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    #: ``sent``, ``unsubscribed``, ``suppressed`` or ``missing`` (no such user).
+    #: ``sending`` (its request is being made), ``uncertain`` (its request was in flight when the
+    #: sender died: maybe sent), ``sent``, ``unsubscribed``, ``suppressed`` or ``missing`` (no such user).
     status: Mapped[str] = mapped_column(String(16))
     template: Mapped[str] = mapped_column(String(64))
     locale: Mapped[str | None] = mapped_column(String(10))
     backend: Mapped[str] = mapped_column(String(16))
     provider_message_id: Mapped[str | None] = mapped_column(String(200))
     message_id: Mapped[str | None] = mapped_column(String(64))
+    #: The slice (one provider request) it was sent in; None for the skipped.
+    slice_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    #: The recipient's ``context_ids`` while in flight (a resend needs them); cleared once sent.
+    context_ids: Mapped[dict[str, list[int]] | None] = mapped_column(JSONB)
+    #: How ``sent`` was known: ``response`` (the provider answered) or ``event`` (its event webhook).
+    confirmed_by: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class BulkEmailSlice(Base):
+    """One provider request of a campaign: what a resend of its recipients needs, and when it was made."""
+
+    __tablename__ = "bulk_email_slices"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    campaign: Mapped[str] = mapped_column(String(100), index=True)
+    template: Mapped[str] = mapped_column(String(64))
+    category: Mapped[str] = mapped_column(String(32))
+    facts: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    recipients: Mapped[int] = mapped_column(Integer)
+    message_id: Mapped[str | None] = mapped_column(String(64))
+    #: Committed before the request: the start of the grace period of its uncertain recipients.
+    started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    answered_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    #: When its recipients still uncertain after the grace period were reported to the operators.
+    alerted_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class PushDevice(Base):

@@ -10,7 +10,8 @@ provider request).
                                       links, so a GET changes nothing)
 ``POST /unsubscribe?token=…``         unsubscribes at once: RFC 8058's one-click POST
                                       (``List-Unsubscribe=One-Click``) or the button
-``POST /providers/sendgrid/events``   SendGrid's signed event webhook (suppressions)
+``POST /providers/sendgrid/events``   SendGrid's signed event webhook (suppressions,
+                                      bulk recipients confirmed sent)
 ====================================  ==============================================
 """
 
@@ -26,6 +27,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from nightshift.notifications.bulk_reconcile import confirm_from_events
 from nightshift.notifications.feedback import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
@@ -173,4 +175,5 @@ def _sendgrid(
     except InvalidSignature as error:
         return 403, "text/plain", f"{error}\n"
     suppressed = apply_events(sessions, verified)
-    return 200, "application/json", f'{{"suppressed": {suppressed}}}'
+    confirmed = confirm_from_events(sessions, verified)
+    return 200, "application/json", f'{{"suppressed": {suppressed}, "confirmed": {confirmed}}}'

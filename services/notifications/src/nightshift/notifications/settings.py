@@ -45,6 +45,12 @@ class NotificationsSettings(ServiceSettings):
     sendgrid_host: str = SENDGRID_API_HOST
     #: Seconds allowed for one SendGrid API call.
     sendgrid_timeout_s: float = Field(default=10.0, gt=0)
+    #: Recipients (personalizations) per bulk request: SendGrid takes 1,000; fewer bounds how many
+    #: recipients a worker dying mid-request leaves uncertain.
+    sendgrid_batch_size: int = Field(default=1000, ge=1, le=1000)
+    #: Seconds after its request within which a bulk recipient left uncertain by a crash is expected to be
+    #: confirmed by SendGrid's events; still uncertain after it, the operators are alerted.
+    bulk_uncertain_grace_s: int = Field(default=3600, ge=60)
 
     from_address: str = Field(default="no-reply@nightshift.local", pattern=r"^[^@\s]+@[^@\s]+$")
     from_name: str = "Nightshift"

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from nightshift.common.contracts import Contract, Payload
+from nightshift.common.contracts import Contract, NoArguments, Payload
 from nightshift.common.lanes import Lane
 from nightshift.common.sealing import SealedStr
 from nightshift.common.storage.base import validate_key
@@ -53,6 +53,9 @@ class BulkEmailBatch(Payload):
     recipients: list[BulkRecipient] = Field(min_length=1, max_length=MAX_BULK_RECIPIENTS)
     #: Facts shared by every copy (trending hashtags, the week): never personal data.
     facts: dict[str, str | int | list[str]] = Field(default_factory=dict)
+    #: Send again the recipients left ``uncertain`` by a crash mid-request (an operator's decision,
+    #: ``nightshift notifications resend-uncertain``); otherwise they are left alone.
+    resend_uncertain: bool = False
 
 
 class PushRequest(Payload):
@@ -153,6 +156,8 @@ SEND_OPERATOR_EMAIL = Contract("notifications", "send_operator_email", Lane.NORM
 SEND_BULK_EMAIL = Contract(
     "notifications", "send_bulk_email", Lane.LOW, BulkEmailBatch, options={"time_limit": 900_000}
 )
+#: Report bulk recipients left uncertain by a crash and still unconfirmed after the grace period.
+CHECK_UNCERTAIN_BULK_EMAIL = Contract("notifications", "check_uncertain_bulk_email", Lane.LOW, NoArguments)
 SEND_PUSH = Contract("notifications", "send_push", Lane.HIGH, PushRequest)
 DISPATCH_WEBHOOKS = Contract("notifications", "dispatch_webhooks", Lane.NORMAL, WebhookEvent)
 DELIVER_WEBHOOK = Contract(

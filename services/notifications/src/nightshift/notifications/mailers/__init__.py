@@ -43,6 +43,7 @@ def build_mailer(settings: NotificationsSettings, *, outbox_dir: str | Path) -> 
             sender=sender,
             host=settings.sendgrid_host,
             timeout_s=settings.sendgrid_timeout_s,
+            batch_size=settings.sendgrid_batch_size,
         )
     if settings.mail_backend == "smtp":
         return SmtpMailer(

@@ -50,6 +50,8 @@ class Email:
       headers: Extra headers (``List-Unsubscribe``…), as (name, value) pairs.
       images: Images the HTML shows inline (``cid:``): sent as inline attachments
         (a ``multipart/related`` part around the HTML, SendGrid's ``disposition: inline``).
+      custom_args: Ids the provider returns with each event about this email (SendGrid's
+        ``custom_args``: campaign, slice, user), as (name, value) pairs; never personal data.
     """
 
     recipient: Address
@@ -59,6 +61,7 @@ class Email:
     idempotency_key: str
     headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     images: tuple[EmbeddedImage, ...] = field(default=(), repr=False)
+    custom_args: tuple[tuple[str, str], ...] = ()
 
 
 class Mailer(abc.ABC):
@@ -71,7 +74,10 @@ class Mailer(abc.ABC):
     #: The backend's name, recorded on each delivery row.
     backend: ClassVar[str]
     #: Emails handed over in one :meth:`send_bulk` call (SendGrid: 1,000 personalizations).
-    batch_size: ClassVar[int] = 1
+    batch_size: int = 1
+    #: Whether sending the same email again is harmless (the outbox overwrites its file): a bulk
+    #: request cut short by a crash is then simply made again instead of left uncertain.
+    repeat_is_harmless: ClassVar[bool] = False
 
     def __init__(self, *, sender: Address) -> None:
         self.sender = sender
@@ -95,7 +101,7 @@ class Mailer(abc.ABC):
           The provider's id for each email, in order.
 
         Raises:
-          ProviderUnavailable, ProviderRejected: As :meth:`send`; then none of them
-            counts as sent (a repeat of the batch is recognisable by its keys).
+          ProviderOutcomeUnknown: The request may have been accepted (no answer came back).
+          ProviderUnavailable, ProviderRejected: As :meth:`send`: none of them was sent.
         """
         return [self.send(email) for email in emails]

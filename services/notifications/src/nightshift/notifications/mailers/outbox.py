@@ -37,6 +37,7 @@ class OutboxMailer(Mailer):
     backend = "outbox"
     #: A repeat overwrites the same files, so a larger batch costs nothing in duplicates.
     batch_size = 200
+    repeat_is_harmless = True
 
     def __init__(self, directory: str | Path, *, sender: Address) -> None:
         super().__init__(sender=sender)

@@ -27,7 +27,7 @@ from sendgrid.helpers.mail import (
 )
 
 from nightshift.common.errors import NightshiftError
-from nightshift.notifications.errors import ProviderRejected, ProviderUnavailable
+from nightshift.notifications.errors import ProviderOutcomeUnknown, ProviderRejected, ProviderUnavailable
 from nightshift.notifications.mailers.base import Address, Email, Mailer
 from nightshift.notifications.mailers.mime import one_line
 
@@ -49,13 +49,24 @@ class SendGridMailer(Mailer):
       sender: The ``From`` of every email (a verified sender at SendGrid).
       host: The API's base URL (a local server in tests).
       timeout_s: Seconds allowed for one call.
+      batch_size: Personalizations per bulk request (at most 1,000).
     """
 
     backend = "sendgrid"
-    batch_size = MAX_PERSONALIZATIONS
 
-    def __init__(self, api_key: str, *, sender: Address, host: str, timeout_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        api_key: str,
+        *,
+        sender: Address,
+        host: str,
+        timeout_s: float = 10.0,
+        batch_size: int = MAX_PERSONALIZATIONS,
+    ) -> None:
         super().__init__(sender=sender)
+        if not 1 <= batch_size <= MAX_PERSONALIZATIONS:
+            raise ValueError(f"batch_size must be between 1 and {MAX_PERSONALIZATIONS}, not {batch_size}")
+        self.batch_size = batch_size
         self.client = SendGridAPIClient(api_key, host=host)
         # The client builds a child client per URL segment, each inheriting this timeout.
         self.client.client.timeout = timeout_s
@@ -64,7 +75,8 @@ class SendGridMailer(Mailer):
         """Send *email*; return SendGrid's message id.
 
         Raises:
-          ProviderUnavailable: No connection, a timeout, 429 or 5xx.
+          ProviderOutcomeUnknown: The request was sent but no answer came back (timeout, connection lost).
+          ProviderUnavailable: No connection, 429 or 5xx: not accepted.
           ProviderRejected: Any other 4xx (bad request, bad key, forbidden sender…).
         """
         return self._post(self._mail(email).get())
@@ -103,10 +115,13 @@ class SendGridMailer(Mailer):
             response = self.client.client.mail.send.post(request_body=body)
         except HTTPError as error:
             raise classify_sendgrid_error(error) from None
-        except (OSError, http.client.HTTPException) as error:
-            # urllib wraps connection failures: name the underlying one (refused, timed out…).
-            cause = error.reason if isinstance(error, URLError) and isinstance(error.reason, BaseException) else error
+        except URLError as error:
+            # urllib wraps what fails while connecting and writing the request: it was not received whole.
+            cause = error.reason if isinstance(error.reason, BaseException) else error
             raise ProviderUnavailable(f"SendGrid unreachable: {type(cause).__name__}") from None
+        except (OSError, http.client.HTTPException) as error:
+            # Raised unwrapped while waiting for the answer: the request was sent, its fate is unknown.
+            raise ProviderOutcomeUnknown(f"SendGrid did not answer: {type(error).__name__}") from None
         message_id: str | None = response.headers.get("X-Message-Id")
         return message_id
 
@@ -120,6 +135,8 @@ class SendGridMailer(Mailer):
         mail.add_content(Content("text/html", email.html))
         # Returned by SendGrid's event webhook: ties a provider event back to our delivery row.
         mail.add_custom_arg(CustomArg("idempotency_key", email.idempotency_key))
+        for name, value in email.custom_args:
+            mail.add_custom_arg(CustomArg(name, value))
         for name, value in email.headers:
             mail.add_header(Header(name, one_line(value)))
         for image in email.images:  # shown where the HTML says cid:<content id>
@@ -145,7 +162,7 @@ def _personalization(email: Email) -> dict[str, Any]:
         "to": [_address(email.recipient)],
         "subject": one_line(email.subject),
         "substitutions": {TEXT_TAG: email.text, HTML_TAG: email.html},
-        "custom_args": {"idempotency_key": email.idempotency_key},
+        "custom_args": {"idempotency_key": email.idempotency_key, **dict(email.custom_args)},
     }
     if email.headers:
         personalization["headers"] = {name: one_line(value) for name, value in email.headers}
