@@ -95,6 +95,12 @@ def _canonical_writer() -> Callable[[Any], str]:
 _write_canonical = _canonical_writer()
 
 
+def _unproxied(message: Message) -> dramatiq.Message[Any]:
+    """The message a worker's MessageProxy wraps (the proxy forwards each attribute
+    through ``__getattr__``, after a failed lookup: about 0.4 us a field)."""
+    return message._message if isinstance(message, MessageProxy) else message
+
+
 def canonical_bytes(message: Message) -> bytes:
     """The bytes a signature covers: the signed parts of *message* as sorted, compact JSON.
 
@@ -104,9 +110,7 @@ def canonical_bytes(message: Message) -> bytes:
     Raises:
       TypeError, ValueError, RecursionError: A part that cannot be written as JSON.
     """
-    # A worker's MessageProxy forwards each attribute through __getattr__ (a failed
-    # lookup first): read the seven fields from the message it wraps.
-    fields = message._message if isinstance(message, MessageProxy) else message
+    fields = _unproxied(message)
     signed = {name: value for name, value in fields.options.items() if name not in UNSIGNED_OPTIONS}
     parts = [
         q_name(fields.queue_name),
@@ -223,7 +227,7 @@ class MessageSigner:
           RetiredSigningKey: A key retired before now.
           TamperedMessage: A malformed signature, or one that does not match the message.
         """
-        options = message.options
+        options = _unproxied(message).options
         present = options.get(SIGNATURE_OPTION) if isinstance(options, dict) else None
         if present is None:
             raise UnsignedMessage(f"message {_quote(message.message_id)} carries no signature")
