@@ -122,7 +122,12 @@ def _alerts(broker: NightshiftRedisBroker) -> list[dict[str, Any]]:
 
 
 def _refused(broker: NightshiftRedisBroker, message: Message[Any]) -> DeadLetter:
-    letter = wait_for(lambda: _dead(broker, message.message_id), what="the refused message dead-lettered")
+    # The reason is written just after the nack (DeadLetterReasons.after_nack): wait for both.
+    def with_reason() -> DeadLetter | None:
+        letter = _dead(broker, message.message_id)
+        return letter if letter is not None and letter.error_type != "Unknown" else None
+
+    letter = wait_for(with_reason, what="the refused message dead-lettered with its reason")
     assert message.kwargs["job"] not in RAN
     return letter
 

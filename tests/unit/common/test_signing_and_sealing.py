@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from dramatiq import Message
+from dramatiq.broker import MessageProxy
 from dramatiq.brokers.stub import StubBroker
 from pydantic import BaseModel
 
@@ -121,6 +122,37 @@ def test_verify_accepts_the_ring_and_refuses_unsigned_unknown_retired_and_altere
     malformed = message.copy(options={SIGNATURE_OPTION: 42})
     with pytest.raises(TamperedMessage, match="malformed"):
         signer.verify(malformed)
+
+
+def test_signatures_are_those_earlier_releases_wrote() -> None:
+    # Messages signed before an upgrade must still pass after it: the bytes and the MAC never change.
+    message: Message[Any] = Message(
+        queue_name="testsvc_high",
+        actor_name="work",
+        args=(1, "two"),
+        kwargs={"n": 1, "text": "é✓"},
+        options={"max_retries": 3, "trace_context": {"traceparent": "00-abc"}, "time_limit": 2.5},
+        message_id="6f1c2a3e-0a4b-4c5d-8e9f-0123456789ab",
+        message_timestamp=1795900000000,
+    )
+    # Written by the release before the prepared MACs (hmac.digest, JSONEncoder.encode).
+    for key, expected in [
+        (CURRENT, "k2.QZHxFDbHQ3Eu4UU8c_6TB0zeE9MjXz4jsseQqPY_x34"),
+        (RingKey("long", b"L" * 100), "long.b-mYD73uVqBzVL4NTVRIlaXCPeUaGa8yJzehut1vyQ4"),  # longer than a block
+    ]:
+        signer = MessageSigner(KeyRing([key]))
+        signer.sign(message)
+        assert message.options[SIGNATURE_OPTION] == expected
+        assert signer.verify(MessageProxy(Message.decode(message.encode()))) is key
+
+
+def test_a_signature_with_a_key_from_outside_the_ring_uses_that_key() -> None:
+    signer = MessageSigner(KeyRing([CURRENT]))
+    message = _message()
+    forged = signer.signature(message, RingKey(CURRENT.key_id, b"f" * 32))
+    message.options[SIGNATURE_OPTION] = forged
+    with pytest.raises(TamperedMessage, match="altered"):
+        signer.verify(message)
 
 
 def test_enqueue_signs_new_messages_keeps_signatures_and_renews_the_previous_keys() -> None:

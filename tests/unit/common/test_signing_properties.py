@@ -7,6 +7,7 @@ through the encoder.
 
 from __future__ import annotations
 
+import hmac
 import json
 import os
 from typing import Any
@@ -18,13 +19,13 @@ from dramatiq.brokers.stub import StubBroker
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from nightshift.common.encoder import MessageEncoder
+from nightshift.common.encoder import MessageEncoder, encode_default
 from nightshift.common.errors import EventError, MessageRefused
 from nightshift.common.events import publish
 from nightshift.common.events.catalog import CATALOG
 from nightshift.common.keyring import KeyRing, RingKey
 from nightshift.common.middleware.signatures import MessageSigning, SignatureCheck
-from nightshift.common.signing import SIGNATURE_OPTION, MessageSigner, canonical_bytes
+from nightshift.common.signing import SIGNATURE_OPTION, UNSIGNED_OPTIONS, KeyMac, MessageSigner, canonical_bytes
 
 KEY = RingKey("k1", os.urandom(32))
 SIGNER = MessageSigner(KeyRing([KEY]))
@@ -81,6 +82,25 @@ def test_what_the_platform_signs_passes_the_check_after_encoding(message: Messag
     SIGNER.sign(message)
     outcome, reason = _check(_encode(message))
     assert (outcome, reason) == ("runs", "")
+
+
+@settings(max_examples=300, deadline=None)
+@given(messages())
+def test_canonical_bytes_are_json_dumps_sorted_and_compact(message: Message[Any]) -> None:
+    # The writer made once must write what json.dumps does, or signed messages in flight would fail.
+    signed = {k: v for k, v in message.options.items() if k not in UNSIGNED_OPTIONS}
+    parts: list[Any] = [message.queue_name, message.actor_name, message.args, message.kwargs, signed]
+    parts += [message.message_id, message.message_timestamp]
+    reference = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=encode_default).encode()
+    assert canonical_bytes(message) == reference
+    assert canonical_bytes(MessageProxy(message)) == reference
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(min_size=32, max_size=200), st.from_regex(r"[A-Za-z0-9_-]{1,32}", fullmatch=True), st.binary())
+def test_a_prepared_mac_is_hmac_sha256_of_the_key_id_and_the_bytes(secret: bytes, key_id: str, data: bytes) -> None:
+    expected = hmac.digest(secret, key_id.encode() + b"\n" + data, "sha256")
+    assert KeyMac(RingKey(key_id, secret)).digest(data) == expected
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
