@@ -12,9 +12,13 @@ from nightshift.common import dead_letters
 
 
 class DeadLetterReasons(Middleware):
-    """On every nack, store the exception type and message with the dead letter."""
+    """On every nack, store the exception type and message with the dead letter.
 
-    def after_nack(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
+    Before the nack moves the message, so that whoever sees a dead letter sees its reason too;
+    a nack that fails leaves the reason to the message's next nack, which overwrites it.
+    """
+
+    def before_nack(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
         if not isinstance(broker, RedisBroker):
             return
         error = message._exception
