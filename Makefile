@@ -29,8 +29,9 @@ lint: setup
 typecheck: setup
 	$(UV) run --no-sync mypy libs services tests bench deploy
 
+# Test files spread over one process per CPU (pytest-xdist), each with its own Redis and PostgreSQL.
 pytest: setup
-	$(UV) run --no-sync pytest
+	$(UV) run --no-sync pytest -n auto --dist loadfile
 
 test: lint typecheck pytest
 
