@@ -17,7 +17,7 @@ from nightshift.common import runtime
 from nightshift.common.redis_broker import NightshiftRedisBroker
 from nightshift.common.settings import CommonSettings
 from nightshift.common.storage import open_storage
-from nightshift.ops import maintenance, reports
+from nightshift.ops import actor_rollup, maintenance, reports
 from nightshift.ops.context import OpsContext
 from nightshift.ops.models import Alert, AlertNotice, MaintenanceRun, OpsAudit, Report
 from nightshift.ops.settings import OpsSettings
@@ -109,12 +109,14 @@ def test_purge_deletes_what_is_past_retention_in_batches_and_nothing_younger(
 ) -> None:
     _seed_expired_and_young(clean_db, redis_client, broker)
     options = OpsSettings(purge_batch_size=2)
+    actor_rollup.roll_up(ctx.sessions, batch_size=10)  # a minute of the old audit and one of the young
 
     purged = maintenance.purge_expired_data(ctx.sessions, broker, [QUEUE], options, now=NOW)
 
     assert purged == {
         "job_records": 2,  # done and dead; a running job is never purged
         "task_audit": 3,
+        "ops_actor_minutes": 1,
         "outbox_events": 1,  # the sent one; unsent rows wait for the relay
         "processed_keys": 1,
         "email_deliveries": 1,
@@ -136,7 +138,7 @@ def test_purge_deletes_what_is_past_retention_in_batches_and_nothing_younger(
     assert redis_client.hlen(broker.keys.dead_messages(QUEUE)) == 3
     with ctx.sessions() as session:
         [run] = session.scalars(select(MaintenanceRun).where(MaintenanceRun.kind == "purge")).all()
-        assert run.result["total"] == 13
+        assert run.result["total"] == 14
 
     again = maintenance.purge_expired_data(ctx.sessions, broker, [QUEUE], options, now=NOW)
     assert set(again.values()) == {0}

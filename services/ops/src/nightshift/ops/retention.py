@@ -54,6 +54,10 @@ def targets(options: OpsSettings) -> list[Target]:
             options.retention_job_records_days,
         ),
         Target("task_audit", "task_audit", "started_at < :cutoff", options.retention_task_audit_days, "started_at"),
+        # The audit's rollup lives as long as the audit it sums.
+        Target(
+            "ops_actor_minutes", "ops_actor_minutes", "minute < :cutoff", options.retention_task_audit_days, "minute"
+        ),
         Target(
             "outbox_events",
             "outbox_events",

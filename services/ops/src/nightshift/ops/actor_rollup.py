@@ -1,0 +1,138 @@
+"""``roll_up_actor_stats``: the audit trail summed per actor and minute, for the Actors page.
+
+``ops_actor_minutes`` holds, per actor and minute its attempts *started* in, the
+attempts, successes, failures, sum, minimum and maximum of the durations and their
+histogram (``histogram``). ``ops_rollup_progress`` says how far it is complete: every
+``task_audit`` row with ``id <= through_id`` is counted in it, none above. A reader
+adds the rows above ``through_id`` (the tail, a minute or two of traffic) to the
+rolled minutes and double-counts nothing.
+
+A run reads the rows added since the last one in ``id`` order (the primary key: no
+scan of the history), ``batch_size`` at a time, and re-rolls every minute a batch
+touched from ``task_audit`` by time range (``ix_task_audit_started_at``), replacing
+the minute's rows: re-rolling is idempotent, and an attempt recorded long after it
+started (a slow task) lands in its own minute. Each batch is its own short
+transaction holding a lock on the progress row only; the tables the workers write are
+only read. After downtime a run catches up batch by batch from where the last stopped.
+
+An attempt is recorded by one short transaction, but ids are drawn before commit: a
+row may become visible after a higher id was rolled. The next run therefore reads
+again from where the previous run began (at most ``batch_size`` ids back) and so
+counts such a row a minute later.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session, sessionmaker
+
+from nightshift.common.db.engine import transaction
+from nightshift.ops.histogram import SQL_BUCKET
+
+#: The progress row of this rollup in ``ops_rollup_progress``.
+NAME = "actor_minutes"
+
+#: Origin of the minute buckets (``date_bin``), so a minute does not depend on the session's time zone.
+ORIGIN = "timestamptz '2000-01-01 00:00:00+00'"
+
+_BATCH = text(
+    f"""
+    SELECT max(id), count(*), array_agg(DISTINCT date_bin('1 minute', started_at, {ORIGIN}))
+    FROM (SELECT id, started_at FROM task_audit WHERE id > :after ORDER BY id LIMIT :limit) AS batch
+    """  # noqa: S608 - constants only
+)
+
+_DELETE = text("DELETE FROM ops_actor_minutes WHERE minute = ANY(:minutes)")
+
+_REROLL = text(
+    f"""
+    INSERT INTO ops_actor_minutes (actor, minute, attempts, succeeded, failed, duration_sum_ms, min_ms, max_ms,
+                                   buckets, counts)
+    SELECT actor, minute, sum(n), sum(succeeded), sum(failed), sum(total_ms), min(min_ms), max(max_ms),
+           array_agg(bucket ORDER BY bucket), array_agg(n ORDER BY bucket)
+    FROM (
+        SELECT a.actor, m.minute, {SQL_BUCKET} AS bucket, count(*) AS n,
+               count(*) FILTER (WHERE a.outcome IN ('done', 'skipped')) AS succeeded,
+               count(*) FILTER (WHERE a.outcome IN ('retrying', 'dead')) AS failed,
+               sum(a.duration_ms) AS total_ms, min(a.duration_ms) AS min_ms, max(a.duration_ms) AS max_ms
+        FROM unnest(CAST(:minutes AS timestamptz[])) AS m(minute)
+        JOIN task_audit AS a ON a.started_at >= m.minute AND a.started_at < m.minute + interval '1 minute'
+        WHERE a.id <= :through
+        GROUP BY 1, 2, 3
+    ) AS per_bucket
+    GROUP BY actor, minute
+    """  # noqa: S608 - constants only
+)
+
+_ADVANCE = text("UPDATE ops_rollup_progress SET through_id = :through, updated_at = now() WHERE name = :name")
+
+_RESCAN_FROM = text("UPDATE ops_rollup_progress SET rescan_from_id = :rescan_from WHERE name = :name")
+
+
+def roll_up(sessions: sessionmaker[Session], *, batch_size: int, max_batches: int | None = None) -> dict[str, Any]:
+    """Bring ``ops_actor_minutes`` up to date with ``task_audit``; say what was done.
+
+    Parameters:
+      sessions: The database.
+      batch_size: Audit rows read per batch (each batch one transaction).
+      max_batches: Stop after this many batches (the next run goes on); none: until caught up.
+
+    Returns:
+      ``rows`` read, ``minutes`` re-rolled, ``batches``, ``through_id`` reached and
+      ``caught_up`` (false when *max_batches* stopped it early).
+
+    Raises:
+      ValueError: *batch_size* or *max_batches* is not positive.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be positive, not {batch_size}")
+    if max_batches is not None and max_batches < 1:
+        raise ValueError(f"max_batches must be positive, not {max_batches}")
+    with transaction(sessions) as session:
+        began_through, position = _lock(session)
+    rows = minutes = batches = 0
+    through = began_through
+    caught_up = True
+    while True:
+        if max_batches is not None and batches >= max_batches:
+            caught_up = False
+            break
+        with transaction(sessions) as session:
+            through, _ = _lock(session)
+            last_id, read, touched = session.execute(_BATCH, {"after": position, "limit": batch_size}).one()
+            if last_id is None:
+                break
+            # Re-rolled minutes count every row up to the furthest id rolled, never fewer (a rescan
+            # goes back over rows already counted; the readers take the rows above as the tail).
+            through = max(through, last_id)
+            session.execute(_DELETE, {"minutes": touched})
+            session.execute(_REROLL, {"minutes": touched, "through": through})
+            session.execute(_ADVANCE, {"through": through, "name": NAME})
+        rows += read
+        minutes += len(touched)
+        batches += 1
+        position = last_id
+    with transaction(sessions) as session:
+        session.execute(_RESCAN_FROM, {"rescan_from": max(began_through, through - batch_size), "name": NAME})
+    return {"rows": rows, "minutes": minutes, "batches": batches, "through_id": through, "caught_up": caught_up}
+
+
+def progress(session: Session) -> int:
+    """The id of the last ``task_audit`` row counted in the rollup (0: none yet)."""
+    through = session.scalar(text("SELECT through_id FROM ops_rollup_progress WHERE name = :name"), {"name": NAME})
+    return int(through or 0)
+
+
+def _lock(session: Session) -> tuple[int, int]:
+    """Lock the progress row (made if missing); its ``through_id`` and ``rescan_from_id``."""
+    session.execute(
+        text("INSERT INTO ops_rollup_progress (name) VALUES (:name) ON CONFLICT (name) DO NOTHING"), {"name": NAME}
+    )
+    row = session.execute(
+        text("SELECT through_id, rescan_from_id FROM ops_rollup_progress WHERE name = :name FOR UPDATE"),
+        {"name": NAME},
+    ).one()
+    return int(row[0]), int(row[1])
+

@@ -1,0 +1,58 @@
+"""ops: the per-minute rollup of the audit trail per actor, and its progress; granted to nightshift_ops
+
+Revision ID: ops_0004_actor_rollup
+Revises: ops_0003_role
+Create Date: 2026-11-29 21:00:00
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+from sqlalchemy.dialects import postgresql
+
+from nightshift.common.db.roles import OWN, grant, revoke, service_role
+
+revision = "ops_0004_actor_rollup"
+down_revision = "ops_0003_role"
+branch_labels = None
+depends_on = None
+
+ROLE = service_role("ops")
+#: The ops worker writes both (``roll_up_actor_stats``, ``purge_expired_data``); the web process reads them.
+GRANTS = dict.fromkeys(("ops_actor_minutes", "ops_rollup_progress"), OWN)
+
+
+def upgrade() -> None:
+    op.create_table(
+        "ops_actor_minutes",
+        sa.Column("actor", sa.String(length=100), nullable=False),
+        sa.Column("minute", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("succeeded", sa.Integer(), nullable=False),
+        sa.Column("failed", sa.Integer(), nullable=False),
+        sa.Column("duration_sum_ms", sa.Float(), nullable=False),
+        sa.Column("min_ms", sa.Float(), nullable=False),
+        sa.Column("max_ms", sa.Float(), nullable=False),
+        sa.Column("buckets", postgresql.ARRAY(sa.SmallInteger()), nullable=False),
+        sa.Column("counts", postgresql.ARRAY(sa.Integer()), nullable=False),
+        sa.PrimaryKeyConstraint("actor", "minute", name=op.f("pk_ops_actor_minutes")),
+    )
+    op.create_index("ix_ops_actor_minutes_minute", "ops_actor_minutes", ["minute"])
+    op.create_table(
+        "ops_rollup_progress",
+        sa.Column("name", sa.String(length=50), nullable=False),
+        sa.Column("through_id", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
+        sa.Column("rescan_from_id", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+        sa.PrimaryKeyConstraint("name", name=op.f("pk_ops_rollup_progress")),
+    )
+    for statement in grant(ROLE, GRANTS):
+        op.execute(statement)
+
+
+def downgrade() -> None:
+    for statement in revoke(ROLE, GRANTS):
+        op.execute(statement)
+    op.drop_table("ops_rollup_progress")
+    op.drop_table("ops_actor_minutes")
