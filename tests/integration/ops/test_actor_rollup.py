@@ -42,6 +42,22 @@ _EXACT = text(
     """
 )
 
+_EXACT_HOURS = text(
+    """
+    SELECT actor, date_bin('1 hour', started_at, timestamptz '2000-01-01 00:00:00+00') AS hour,
+           count(*), count(*) FILTER (WHERE outcome IN ('retrying', 'dead')),
+           round(sum(duration_ms)::numeric, 3), min(duration_ms), max(duration_ms)
+    FROM task_audit GROUP BY 1, 2 ORDER BY 1, 2
+    """
+)
+
+_ROLLED_HOURS = text(
+    """
+    SELECT actor, hour, attempts, failed, round(duration_sum_ms::numeric, 3), min_ms, max_ms
+    FROM ops_actor_hours ORDER BY 1, 2
+    """
+)
+
 _ROLLED = text(
     """
     SELECT actor, minute, attempts, succeeded, failed, round(duration_sum_ms::numeric, 3), min_ms, max_ms
@@ -60,19 +76,20 @@ def _rows(engine: Engine, query: Any) -> list[tuple[Any, ...]]:
         return [tuple(row) for row in connection.execute(query)]
 
 
-def _histograms(engine: Engine) -> dict[tuple[str, dt.datetime], dict[int, int]]:
+def _histograms(engine: Engine, period: str = "minute") -> dict[tuple[str, dt.datetime], dict[int, int]]:
     with engine.connect() as connection:
-        rows = connection.execute(text("SELECT actor, minute, buckets, counts FROM ops_actor_minutes"))
-        return {(actor, minute): dict(zip(buckets, counts, strict=True)) for actor, minute, buckets, counts in rows}
+        rows = connection.execute(text(f"SELECT actor, {period}, buckets, counts FROM ops_actor_{period}s"))
+        return {(actor, start): dict(zip(buckets, counts, strict=True)) for actor, start, buckets, counts in rows}
 
 
-def _exact_histograms(engine: Engine) -> dict[tuple[str, dt.datetime], dict[int, int]]:
+def _exact_histograms(engine: Engine, period: str = "minute") -> dict[tuple[str, dt.datetime], dict[int, int]]:
     found: dict[tuple[str, dt.datetime], dict[int, int]] = {}
+    truncate = {"second": 0, "microsecond": 0} | ({"minute": 0} if period == "hour" else {})
     with engine.connect() as connection:
         for actor, started_at, duration in connection.execute(
             text("SELECT actor, started_at, duration_ms FROM task_audit")
         ):
-            counts = found.setdefault((actor, started_at.replace(second=0, microsecond=0)), {})
+            counts = found.setdefault((actor, started_at.astimezone(dt.UTC).replace(**truncate)), {})
             index = histogram.bucket(duration)
             counts[index] = counts.get(index, 0) + 1
     return found
@@ -97,6 +114,8 @@ def test_the_rollup_equals_the_exact_aggregates_and_its_percentiles_are_within_a
     assert result["rows"] == 4200 and result["batches"] == 9 and result["caught_up"]
     assert _rows(clean_db, _ROLLED) == _rows(clean_db, _EXACT)
     assert _histograms(clean_db) == _exact_histograms(clean_db)
+    assert _rows(clean_db, _ROLLED_HOURS) == _rows(clean_db, _EXACT_HOURS)
+    assert _histograms(clean_db, "hour") == _exact_histograms(clean_db, "hour")
     with ctx.sessions() as session:
         assert actor_rollup.progress(session) == result["through_id"]
     with ctx.sessions() as session:
@@ -126,9 +145,10 @@ def test_rolling_up_again_replaces_minutes_and_changes_nothing(ctx: OpsContext, 
     actor_rollup.roll_up(ctx.sessions, batch_size=200)
     first = _rows(clean_db, _ROLLED)
 
-    again = actor_rollup.roll_up(ctx.sessions, batch_size=200)
-    assert again["rows"] <= 200  # only the rescan of the last batch
+    # The next run reads the last run's rows again (rows committed late below its progress), the one after nothing.
+    assert actor_rollup.roll_up(ctx.sessions, batch_size=200)["rows"] == 900
     assert _rows(clean_db, _ROLLED) == first
+    assert actor_rollup.roll_up(ctx.sessions, batch_size=200)["rows"] == 0
     # Every minute re-rolled from the start: the same rows, not doubled.
     with clean_db.begin() as connection:
         connection.execute(text("UPDATE ops_rollup_progress SET through_id = 0, rescan_from_id = 0"))
@@ -153,6 +173,12 @@ def test_it_catches_up_in_bounded_batches_and_counts_late_rows_in_their_minute(
 
     assert _rows(clean_db, _ROLLED) == _rows(clean_db, _EXACT)
     assert _histograms(clean_db) == _exact_histograms(clean_db)
+    assert _rows(clean_db, _ROLLED_HOURS) == _rows(clean_db, _EXACT_HOURS)
+    assert _histograms(clean_db, "hour") == _exact_histograms(clean_db, "hour")
+    # A day's window: whole hours from the hourly rollup, the ragged ends from the minutes.
+    with ctx.sessions() as session:
+        day = {row["actor"]: row["attempts"] for row in stats.per_actor(session, minutes=1440)}
+    assert day == {"resize": 2600, "export": 1}
 
 
 def test_a_row_committed_after_a_higher_id_was_rolled_is_counted_by_the_next_run(

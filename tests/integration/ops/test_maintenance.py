@@ -117,6 +117,7 @@ def test_purge_deletes_what_is_past_retention_in_batches_and_nothing_younger(
         "job_records": 2,  # done and dead; a running job is never purged
         "task_audit": 3,
         "ops_actor_minutes": 1,
+        "ops_actor_hours": 1,
         "outbox_events": 1,  # the sent one; unsent rows wait for the relay
         "processed_keys": 1,
         "email_deliveries": 1,
@@ -138,7 +139,7 @@ def test_purge_deletes_what_is_past_retention_in_batches_and_nothing_younger(
     assert redis_client.hlen(broker.keys.dead_messages(QUEUE)) == 3
     with ctx.sessions() as session:
         [run] = session.scalars(select(MaintenanceRun).where(MaintenanceRun.kind == "purge")).all()
-        assert run.result["total"] == 14
+        assert run.result["total"] == 15
 
     again = maintenance.purge_expired_data(ctx.sessions, broker, [QUEUE], options, now=NOW)
     assert set(again.values()) == {0}

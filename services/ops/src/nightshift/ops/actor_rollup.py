@@ -1,4 +1,4 @@
-"""``roll_up_actor_stats``: the audit trail summed per actor and minute, for the Actors page.
+"""``roll_up_actor_stats``: the audit trail summed per actor and minute (and hour), for the Actors page.
 
 ``ops_actor_minutes`` holds, per actor and minute its attempts *started* in, the
 attempts, successes, failures, sum, minimum and maximum of the durations and their
@@ -17,8 +17,12 @@ only read. After downtime a run catches up batch by batch from where the last st
 
 An attempt is recorded by one short transaction, but ids are drawn before commit: a
 row may become visible after a higher id was rolled. The next run therefore reads
-again from where the previous run began (at most ``batch_size`` ids back) and so
+again from where the previous run began (at most ``RESCAN_MAX_IDS`` ids back) and so
 counts such a row a minute later.
+
+``ops_actor_hours`` sums the minutes per hour (re-summed, in the same transaction,
+whenever one of its minutes is re-rolled): a day's window reads 24 rows per actor
+instead of 1,440.
 """
 
 from __future__ import annotations
@@ -33,6 +37,9 @@ from nightshift.ops.histogram import SQL_BUCKET
 
 #: The progress row of this rollup in ``ops_rollup_progress``.
 NAME = "actor_minutes"
+
+#: The next run reads again at most this many ids below where this one stopped (see above).
+RESCAN_MAX_IDS = 10_000
 
 #: Origin of the minute buckets (``date_bin``), so a minute does not depend on the session's time zone.
 ORIGIN = "timestamptz '2000-01-01 00:00:00+00'"
@@ -63,6 +70,45 @@ _REROLL = text(
         GROUP BY 1, 2, 3
     ) AS per_bucket
     GROUP BY actor, minute
+    """  # noqa: S608 - constants only
+)
+
+#: The hours holding the re-rolled minutes, summed again from their minutes.
+_DELETE_HOURS = text(
+    f"DELETE FROM ops_actor_hours WHERE hour IN (SELECT DISTINCT date_bin('1 hour', m, {ORIGIN}) "
+    "FROM unnest(CAST(:minutes AS timestamptz[])) AS m)"  # noqa: S608 - constants only
+)
+
+_REROLL_HOURS = text(
+    f"""
+    WITH hours AS (
+        SELECT DISTINCT date_bin('1 hour', minute, {ORIGIN}) AS hour
+        FROM unnest(CAST(:minutes AS timestamptz[])) AS t(minute)
+    ),
+    minutes AS (
+        SELECT h.hour, m.actor, m.attempts, m.succeeded, m.failed, m.duration_sum_ms, m.min_ms, m.max_ms,
+               m.buckets, m.counts
+        FROM hours AS h
+        JOIN ops_actor_minutes AS m ON m.minute >= h.hour AND m.minute < h.hour + interval '1 hour'
+    ),
+    totals AS (
+        SELECT actor, hour, sum(attempts) AS attempts, sum(succeeded) AS succeeded, sum(failed) AS failed,
+               sum(duration_sum_ms) AS total_ms, min(min_ms) AS min_ms, max(max_ms) AS max_ms
+        FROM minutes GROUP BY actor, hour
+    ),
+    histograms AS (
+        SELECT actor, hour, array_agg(bucket ORDER BY bucket) AS buckets, array_agg(n ORDER BY bucket) AS counts
+        FROM (
+            SELECT actor, hour, b.bucket, sum(b.n) AS n
+            FROM minutes, unnest(buckets, counts) AS b(bucket, n)
+            GROUP BY 1, 2, 3
+        ) AS per_bucket
+        GROUP BY actor, hour
+    )
+    INSERT INTO ops_actor_hours (actor, hour, attempts, succeeded, failed, duration_sum_ms, min_ms, max_ms,
+                                 buckets, counts)
+    SELECT t.actor, t.hour, t.attempts, t.succeeded, t.failed, t.total_ms, t.min_ms, t.max_ms, h.buckets, h.counts
+    FROM totals AS t JOIN histograms AS h USING (actor, hour)
     """  # noqa: S608 - constants only
 )
 
@@ -109,13 +155,16 @@ def roll_up(sessions: sessionmaker[Session], *, batch_size: int, max_batches: in
             through = max(through, last_id)
             session.execute(_DELETE, {"minutes": touched})
             session.execute(_REROLL, {"minutes": touched, "through": through})
+            session.execute(_DELETE_HOURS, {"minutes": touched})
+            session.execute(_REROLL_HOURS, {"minutes": touched})
             session.execute(_ADVANCE, {"through": through, "name": NAME})
         rows += read
         minutes += len(touched)
         batches += 1
         position = last_id
     with transaction(sessions) as session:
-        session.execute(_RESCAN_FROM, {"rescan_from": max(began_through, through - batch_size), "name": NAME})
+        rescan_from = max(began_through, through - RESCAN_MAX_IDS)
+        session.execute(_RESCAN_FROM, {"rescan_from": rescan_from, "name": NAME})
     return {"rows": rows, "minutes": minutes, "batches": batches, "through_id": through, "caught_up": caught_up}
 
 

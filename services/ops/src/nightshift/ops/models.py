@@ -177,18 +177,14 @@ class Report(Base):
     emailed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
 
-class ActorMinute(Base):
-    """One actor's attempts that started in one minute, summed (see ``actor_rollup``).
+class _ActorSums:
+    """What the actor rollups hold per actor and period (see ``actor_rollup``).
 
     The durations are a histogram over the fixed log-spaced buckets of ``histogram``,
     stored sparse: ``buckets[i]`` holds ``counts[i]`` attempts.
     """
 
-    __tablename__ = "ops_actor_minutes"
-    __table_args__ = (Index("ix_ops_actor_minutes_minute", "minute"),)
-
     actor: Mapped[str] = mapped_column(String(100), primary_key=True)
-    minute: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
     attempts: Mapped[int] = mapped_column(Integer)
     succeeded: Mapped[int] = mapped_column(Integer)
     failed: Mapped[int] = mapped_column(Integer)
@@ -197,6 +193,24 @@ class ActorMinute(Base):
     max_ms: Mapped[float] = mapped_column(Float)
     buckets: Mapped[list[int]] = mapped_column(ARRAY(SmallInteger))
     counts: Mapped[list[int]] = mapped_column(ARRAY(Integer))
+
+
+class ActorMinute(_ActorSums, Base):
+    """One actor's attempts that started in one minute, summed."""
+
+    __tablename__ = "ops_actor_minutes"
+    __table_args__ = (Index("ix_ops_actor_minutes_minute", "minute"),)
+
+    minute: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+
+
+class ActorHour(_ActorSums, Base):
+    """One actor's minutes of one hour, summed (so a day's window reads 24 rows, not 1,440)."""
+
+    __tablename__ = "ops_actor_hours"
+    __table_args__ = (Index("ix_ops_actor_hours_hour", "hour"),)
+
+    hour: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
 
 
 class RollupProgress(Base):

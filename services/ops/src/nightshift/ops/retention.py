@@ -59,6 +59,13 @@ def targets(options: OpsSettings) -> list[Target]:
             "ops_actor_minutes", "ops_actor_minutes", "minute < :cutoff", options.retention_task_audit_days, "minute"
         ),
         Target(
+            "ops_actor_hours",
+            "ops_actor_hours",
+            "hour < :cutoff - interval '1 hour'",
+            options.retention_task_audit_days,
+            "hour",
+        ),
+        Target(
             "outbox_events",
             "outbox_events",
             "sent_at IS NOT NULL AND created_at < :cutoff",

@@ -42,7 +42,8 @@ _PER_MINUTE = text(
     """
 )
 
-#: Per actor over a window: the rolled minutes (``ops_actor_minutes``) plus the raw rows
+#: Per actor over a window: the rolled hours and minutes (``ops_actor_hours`` for the whole
+#: hours in it, ``ops_actor_minutes`` for its ragged ends) plus the raw rows
 #: above the rollup's progress (the tail), as totals and one merged sparse histogram.
 _PER_ACTOR = text(
     f"""
@@ -52,7 +53,10 @@ _PER_ACTOR = text(
     ),
     rolled AS (
         SELECT actor, attempts, succeeded, failed, min_ms, max_ms, buckets, counts
-        FROM ops_actor_minutes WHERE minute >= :first
+        FROM ops_actor_hours WHERE hour >= :first_hour AND hour < :last_hour
+        UNION ALL
+        SELECT actor, attempts, succeeded, failed, min_ms, max_ms, buckets, counts
+        FROM ops_actor_minutes WHERE minute >= :first AND (minute < :first_hour OR minute >= :last_hour)
     ),
     totals AS (
         SELECT actor, sum(attempts) AS attempts, sum(succeeded) AS succeeded, sum(failed) AS failed,
@@ -123,8 +127,15 @@ def per_actor(session: Session, *, minutes: int = 60, now: dt.datetime | None = 
     if session.in_transaction():
         raise ValueError("per_actor reads in a snapshot of its own: pass a session that has not begun a transaction")
     session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
-    now = now or session.scalar(text("SELECT now()"))
-    params = {"through": actor_rollup.progress(session), "first": window_start(now, minutes)}
+    now = (now or session.scalar(text("SELECT now()"))).astimezone(dt.UTC)
+    first = window_start(now, minutes)
+    first_hour, last_hour = _whole_hours(first, now)
+    params = {
+        "through": actor_rollup.progress(session),
+        "first": first,
+        "first_hour": first_hour,
+        "last_hour": last_hour,
+    }
     described = []
     for actor, attempts, succeeded, failed, low, high, buckets, counts in session.execute(_PER_ACTOR, params):
         p50, p95, p99 = (
@@ -156,6 +167,15 @@ def actor_series(session: Session, actor: str, *, minutes: int = 60) -> list[dic
         {"at": _iso(at), "attempts": attempts, "failed": failed, "p50_ms": round(p50, 3), "p95_ms": round(p95, 3)}
         for at, attempts, failed, p50, p95 in rows
     ]
+
+
+def _whole_hours(first: dt.datetime, now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
+    """The whole hours between *first* and *now* as [start, end); empty (both *first*) when there are none."""
+    start = first.replace(minute=0, second=0, microsecond=0)
+    if start < first:
+        start += dt.timedelta(hours=1)
+    end = now.replace(minute=0, second=0, microsecond=0)
+    return (start, end) if start < end else (first, first)
 
 
 def _iso(moment: dt.datetime) -> str:

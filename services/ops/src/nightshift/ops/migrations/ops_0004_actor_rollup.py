@@ -1,4 +1,4 @@
-"""ops: the per-minute rollup of the audit trail per actor, and its progress; granted to nightshift_ops
+"""ops: the per-minute and per-hour rollups of the audit trail per actor, and their progress; granted to nightshift_ops
 
 Revision ID: ops_0004_actor_rollup
 Revises: ops_0003_role
@@ -20,14 +20,14 @@ depends_on = None
 
 ROLE = service_role("ops")
 #: The ops worker writes both (``roll_up_actor_stats``, ``purge_expired_data``); the web process reads them.
-GRANTS = dict.fromkeys(("ops_actor_minutes", "ops_rollup_progress"), OWN)
+GRANTS = dict.fromkeys(("ops_actor_minutes", "ops_actor_hours", "ops_rollup_progress"), OWN)
 
 
-def upgrade() -> None:
+def _summed(table: str, period: str) -> None:
     op.create_table(
-        "ops_actor_minutes",
+        table,
         sa.Column("actor", sa.String(length=100), nullable=False),
-        sa.Column("minute", sa.DateTime(timezone=True), nullable=False),
+        sa.Column(period, sa.DateTime(timezone=True), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("succeeded", sa.Integer(), nullable=False),
         sa.Column("failed", sa.Integer(), nullable=False),
@@ -36,9 +36,14 @@ def upgrade() -> None:
         sa.Column("max_ms", sa.Float(), nullable=False),
         sa.Column("buckets", postgresql.ARRAY(sa.SmallInteger()), nullable=False),
         sa.Column("counts", postgresql.ARRAY(sa.Integer()), nullable=False),
-        sa.PrimaryKeyConstraint("actor", "minute", name=op.f("pk_ops_actor_minutes")),
+        sa.PrimaryKeyConstraint("actor", period, name=op.f(f"pk_{table}")),
     )
-    op.create_index("ix_ops_actor_minutes_minute", "ops_actor_minutes", ["minute"])
+    op.create_index(f"ix_{table}_{period}", table, [period])
+
+
+def upgrade() -> None:
+    _summed("ops_actor_minutes", "minute")
+    _summed("ops_actor_hours", "hour")
     op.create_table(
         "ops_rollup_progress",
         sa.Column("name", sa.String(length=50), nullable=False),
@@ -55,4 +60,5 @@ def downgrade() -> None:
     for statement in revoke(ROLE, GRANTS):
         op.execute(statement)
     op.drop_table("ops_rollup_progress")
+    op.drop_table("ops_actor_hours")
     op.drop_table("ops_actor_minutes")
