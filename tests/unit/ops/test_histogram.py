@@ -12,7 +12,7 @@ from nightshift.ops import histogram
 
 
 def _exact(values: list[float], quantile: float) -> float:
-    """``percentile_cont``: linear between the two neighbours of position q × (n − 1)."""
+    """``percentile_cont``: linear between the two neighbours of position q * (n - 1)."""
     ordered = sorted(values)
     position = quantile * (len(ordered) - 1)
     below = math.floor(position)

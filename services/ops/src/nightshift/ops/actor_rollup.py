@@ -75,8 +75,10 @@ _REROLL = text(
 
 #: The hours holding the re-rolled minutes, summed again from their minutes.
 _DELETE_HOURS = text(
-    f"DELETE FROM ops_actor_hours WHERE hour IN (SELECT DISTINCT date_bin('1 hour', m, {ORIGIN}) "
-    "FROM unnest(CAST(:minutes AS timestamptz[])) AS m)"  # noqa: S608 - constants only
+    f"""
+    DELETE FROM ops_actor_hours
+    WHERE hour IN (SELECT date_bin('1 hour', m, {ORIGIN}) FROM unnest(CAST(:minutes AS timestamptz[])) AS m)
+    """  # noqa: S608 - constants only
 )
 
 _REROLL_HOURS = text(
@@ -184,4 +186,3 @@ def _lock(session: Session) -> tuple[int, int]:
         {"name": NAME},
     ).one()
     return int(row[0]), int(row[1])
-

@@ -68,7 +68,7 @@ def percentiles(
 ) -> list[float]:
     """Estimate the *quantiles* (0 … 1) of the durations counted in *histogram*.
 
-    The same position as PostgreSQL's ``percentile_cont`` (``q × (n − 1)``, between
+    The same position as PostgreSQL's ``percentile_cont`` (``q * (n - 1)``, between
     two neighbouring durations), each duration placed evenly inside its bucket
     clamped to [*minimum*, *maximum*], the observed extremes.
 

@@ -50,7 +50,7 @@ def targets(options: OpsSettings) -> list[Target]:
         Target(
             "job_records",
             "job_records",
-            "status IN ('done', 'dead', 'skipped', 'revoked') AND updated_at < :cutoff",
+            "status IN ('done', 'dead', 'skipped', 'revoked', 'purged') AND updated_at < :cutoff",
             options.retention_job_records_days,
         ),
         Target("task_audit", "task_audit", "started_at < :cutoff", options.retention_task_audit_days, "started_at"),

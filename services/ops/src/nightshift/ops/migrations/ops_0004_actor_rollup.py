@@ -10,6 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.schema import SchemaItem
 
 from nightshift.common.db.roles import OWN, grant, revoke, service_role
 
@@ -23,9 +24,9 @@ ROLE = service_role("ops")
 GRANTS = dict.fromkeys(("ops_actor_minutes", "ops_actor_hours", "ops_rollup_progress"), OWN)
 
 
-def _summed(table: str, period: str) -> None:
-    op.create_table(
-        table,
+def _sums(table: str, period: str) -> list[SchemaItem]:
+    """The columns of a rollup of *period*s (both rollups hold the same sums)."""
+    return [
         sa.Column("actor", sa.String(length=100), nullable=False),
         sa.Column(period, sa.DateTime(timezone=True), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
@@ -37,13 +38,14 @@ def _summed(table: str, period: str) -> None:
         sa.Column("buckets", postgresql.ARRAY(sa.SmallInteger()), nullable=False),
         sa.Column("counts", postgresql.ARRAY(sa.Integer()), nullable=False),
         sa.PrimaryKeyConstraint("actor", period, name=op.f(f"pk_{table}")),
-    )
-    op.create_index(f"ix_{table}_{period}", table, [period])
+    ]
 
 
 def upgrade() -> None:
-    _summed("ops_actor_minutes", "minute")
-    _summed("ops_actor_hours", "hour")
+    op.create_table("ops_actor_minutes", *_sums("ops_actor_minutes", "minute"))
+    op.create_index("ix_ops_actor_minutes_minute", "ops_actor_minutes", ["minute"])
+    op.create_table("ops_actor_hours", *_sums("ops_actor_hours", "hour"))
+    op.create_index("ix_ops_actor_hours_hour", "ops_actor_hours", ["hour"])
     op.create_table(
         "ops_rollup_progress",
         sa.Column("name", sa.String(length=50), nullable=False),
