@@ -16,6 +16,7 @@ from nightshift.ops.context import OpsContext
 from nightshift.ops.models import MaintenanceRun
 from nightshift.ops.settings import OpsSettings
 from tests.integration.ops.conftest import bearer
+from tests.support.ops import PASSWORD
 
 pytestmark = pytest.mark.integration
 
@@ -207,7 +208,7 @@ def test_a_row_committed_after_a_higher_id_was_rolled_is_counted_by_the_next_run
 
 
 def test_the_actors_endpoint_adds_the_rows_not_rolled_up_yet_and_counts_each_once(
-    client: TestClient, tokens: dict[str, str], ctx: OpsContext, clean_db: Engine
+    client: TestClient, tokens: dict[str, str], ctx: OpsContext, clean_db: Engine, operator: str
 ) -> None:
     now = _now(clean_db)
     _seed(clean_db, "resize", 700, 30, now - dt.timedelta(minutes=1))
@@ -232,3 +233,10 @@ def test_the_actors_endpoint_adds_the_rows_not_rolled_up_yet_and_counts_each_onc
     assert actors() == before
     with ctx.sessions() as session:
         assert session.query(MaintenanceRun).filter_by(kind="actor_rollup").count() == 2
+    # The page shows the same table, saying its percentiles are estimates.
+    login = client.get("/login")
+    token = login.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+    client.post("/login", data={"name": operator, "password": PASSWORD, "csrf_token": token}, follow_redirects=False)
+    page = client.get("/actors", params={"window": 60})
+    assert page.status_code == 200
+    assert "<td>770</td>" in page.text and "estimated from duration histograms" in page.text
