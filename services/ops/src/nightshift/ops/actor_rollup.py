@@ -9,9 +9,10 @@ rolled minutes and double-counts nothing.
 
 A run reads the rows added since the last one in ``id`` order (the primary key: no
 scan of the history), ``batch_size`` at a time, and re-rolls every minute a batch
-touched from ``task_audit`` by time range (``ix_task_audit_started_at``), replacing
-the minute's rows: re-rolling is idempotent, and an attempt recorded long after it
-started (a slow task) lands in its own minute. Each batch is its own short
+touched from ``task_audit`` by time range (``ix_task_audit_started_at``; neighbouring
+minutes as one range, :func:`spans`), replacing the minute's rows: re-rolling is
+idempotent, and an attempt recorded long after it started (a slow task) lands in its
+own minute. Each batch is its own short
 transaction holding a lock on the progress row only; the tables the workers write are
 only read. After downtime a run catches up batch by batch from where the last stopped.
 
@@ -27,6 +28,8 @@ instead of 1,440.
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import text
@@ -41,6 +44,12 @@ NAME = "actor_minutes"
 #: The next run reads again at most this many ids below where this one stopped (see above).
 RESCAN_MAX_IDS = 10_000
 
+#: Touched minutes closer than this are re-rolled as one time range.
+SPAN_GAP = dt.timedelta(hours=1)
+
+_MINUTE = dt.timedelta(minutes=1)
+_HOUR = dt.timedelta(hours=1)
+
 #: Origin of the minute buckets (``date_bin``), so a minute does not depend on the session's time zone.
 ORIGIN = "timestamptz '2000-01-01 00:00:00+00'"
 
@@ -51,8 +60,9 @@ _BATCH = text(
     """  # noqa: S608 - constants only
 )
 
-_DELETE = text("DELETE FROM ops_actor_minutes WHERE minute = ANY(:minutes)")
+_DELETE = text("DELETE FROM ops_actor_minutes WHERE minute >= :lo AND minute < :hi")
 
+#: The minutes of [:lo, :hi) summed again from ``task_audit`` (one index range scan).
 _REROLL = text(
     f"""
     INSERT INTO ops_actor_minutes (actor, minute, attempts, succeeded, failed, duration_sum_ms, min_ms, max_ms,
@@ -60,38 +70,27 @@ _REROLL = text(
     SELECT actor, minute, sum(n), sum(succeeded), sum(failed), sum(total_ms), min(min_ms), max(max_ms),
            array_agg(bucket ORDER BY bucket), array_agg(n ORDER BY bucket)
     FROM (
-        SELECT a.actor, m.minute, {SQL_BUCKET} AS bucket, count(*) AS n,
-               count(*) FILTER (WHERE a.outcome IN ('done', 'skipped')) AS succeeded,
-               count(*) FILTER (WHERE a.outcome IN ('retrying', 'dead')) AS failed,
-               sum(a.duration_ms) AS total_ms, min(a.duration_ms) AS min_ms, max(a.duration_ms) AS max_ms
-        FROM unnest(CAST(:minutes AS timestamptz[])) AS m(minute)
-        JOIN task_audit AS a ON a.started_at >= m.minute AND a.started_at < m.minute + interval '1 minute'
-        WHERE a.id <= :through
+        SELECT actor, date_bin('1 minute', started_at, {ORIGIN}) AS minute, {SQL_BUCKET} AS bucket, count(*) AS n,
+               count(*) FILTER (WHERE outcome IN ('done', 'skipped')) AS succeeded,
+               count(*) FILTER (WHERE outcome IN ('retrying', 'dead')) AS failed,
+               sum(duration_ms) AS total_ms, min(duration_ms) AS min_ms, max(duration_ms) AS max_ms
+        FROM task_audit
+        WHERE started_at >= :lo AND started_at < :hi AND id <= :through
         GROUP BY 1, 2, 3
     ) AS per_bucket
     GROUP BY actor, minute
     """  # noqa: S608 - constants only
 )
 
-#: The hours holding the re-rolled minutes, summed again from their minutes.
-_DELETE_HOURS = text(
-    f"""
-    DELETE FROM ops_actor_hours
-    WHERE hour IN (SELECT date_bin('1 hour', m, {ORIGIN}) FROM unnest(CAST(:minutes AS timestamptz[])) AS m)
-    """  # noqa: S608 - constants only
-)
+_DELETE_HOURS = text("DELETE FROM ops_actor_hours WHERE hour >= :lo AND hour < :hi")
 
+#: The hours of [:lo, :hi) summed again from their minutes.
 _REROLL_HOURS = text(
     f"""
-    WITH hours AS (
-        SELECT DISTINCT date_bin('1 hour', minute, {ORIGIN}) AS hour
-        FROM unnest(CAST(:minutes AS timestamptz[])) AS t(minute)
-    ),
-    minutes AS (
-        SELECT h.hour, m.actor, m.attempts, m.succeeded, m.failed, m.duration_sum_ms, m.min_ms, m.max_ms,
-               m.buckets, m.counts
-        FROM hours AS h
-        JOIN ops_actor_minutes AS m ON m.minute >= h.hour AND m.minute < h.hour + interval '1 hour'
+    WITH minutes AS (
+        SELECT date_bin('1 hour', minute, {ORIGIN}) AS hour, actor, attempts, succeeded, failed, duration_sum_ms,
+               min_ms, max_ms, buckets, counts
+        FROM ops_actor_minutes WHERE minute >= :lo AND minute < :hi
     ),
     totals AS (
         SELECT actor, hour, sum(attempts) AS attempts, sum(succeeded) AS succeeded, sum(failed) AS failed,
@@ -155,10 +154,12 @@ def roll_up(sessions: sessionmaker[Session], *, batch_size: int, max_batches: in
             # Re-rolled minutes count every row up to the furthest id rolled, never fewer (a rescan
             # goes back over rows already counted; the readers take the rows above as the tail).
             through = max(through, last_id)
-            session.execute(_DELETE, {"minutes": touched})
-            session.execute(_REROLL, {"minutes": touched, "through": through})
-            session.execute(_DELETE_HOURS, {"minutes": touched})
-            session.execute(_REROLL_HOURS, {"minutes": touched})
+            for lo, hi in spans(touched):
+                session.execute(_DELETE, {"lo": lo, "hi": hi})
+                session.execute(_REROLL, {"lo": lo, "hi": hi, "through": through})
+                hours = {"lo": _hour(lo), "hi": _hour(hi - _MINUTE) + _HOUR}
+                session.execute(_DELETE_HOURS, hours)
+                session.execute(_REROLL_HOURS, hours)
             session.execute(_ADVANCE, {"through": through, "name": NAME})
         rows += read
         minutes += len(touched)
@@ -170,10 +171,29 @@ def roll_up(sessions: sessionmaker[Session], *, batch_size: int, max_batches: in
     return {"rows": rows, "minutes": minutes, "batches": batches, "through_id": through, "caught_up": caught_up}
 
 
+def spans(minutes: Iterable[dt.datetime]) -> list[tuple[dt.datetime, dt.datetime]]:
+    """*minutes* as time ranges [start, end) to re-roll, those less than ``SPAN_GAP`` apart joined.
+
+    A range is one index range scan with bounds the planner can weigh; the minutes in a
+    gap that had no new row are re-rolled too, and come out the same.
+    """
+    found: list[tuple[dt.datetime, dt.datetime]] = []
+    for minute in sorted(moment.astimezone(dt.UTC) for moment in minutes):
+        if found and minute - found[-1][1] < SPAN_GAP:
+            found[-1] = (found[-1][0], minute + _MINUTE)
+        else:
+            found.append((minute, minute + _MINUTE))
+    return found
+
+
 def progress(session: Session) -> int:
     """The id of the last ``task_audit`` row counted in the rollup (0: none yet)."""
     through = session.scalar(text("SELECT through_id FROM ops_rollup_progress WHERE name = :name"), {"name": NAME})
     return int(through or 0)
+
+
+def _hour(moment: dt.datetime) -> dt.datetime:
+    return moment.replace(minute=0, second=0, microsecond=0)
 
 
 def _lock(session: Session) -> tuple[int, int]:
