@@ -8,6 +8,12 @@ plus a dozen schedules and a few hundred ready and delayed messages in Redis; th
 the real application (FastAPI, a bearer token, PostgreSQL and Redis), and
 prints p50 and p99 per endpoint. The target is p99 ≤ 300 ms per page.
 
+Before the requests it builds the actors' per-minute rollup of the loaded audit
+with the worker's own function (``actor_rollup.roll_up``, timed), then adds two
+minutes of traffic after it (the tail the Actors page reads raw) and times one
+incremental run. It also compares, interleaved, the 24-hour actors table read from
+the rollup with the exact query it replaced (``percentile_cont`` over the raw rows).
+
 Run it with ``python -m bench.ops_dashboard`` (``--jobs 200000 --audit 600000``
 for a quick run).
 """
@@ -28,6 +34,7 @@ from bench._common import header, median, percentile, servers
 from nightshift.common.broker import build_broker
 from nightshift.common.db.engine import make_engine, make_session_factory
 from nightshift.common.settings import CommonSettings
+from nightshift.ops import actor_rollup, stats
 from nightshift.ops.accounts import create_token
 from nightshift.ops.app import create_app
 from nightshift.ops.context import OpsContext
@@ -110,6 +117,72 @@ def fill(engine: Engine, jobs: int, audit: int) -> None:
     print(f"  loaded and analysed in {time.perf_counter() - started:.0f} s", flush=True)
 
 
+#: The exact per-actor query the rollup replaced, the A/B baseline.
+_EXACT_PER_ACTOR = text(
+    """
+    SELECT actor, count(*), count(*) FILTER (WHERE outcome IN ('done', 'skipped')),
+           count(*) FILTER (WHERE outcome IN ('retrying', 'dead')),
+           percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY duration_ms)
+    FROM task_audit WHERE started_at >= now() - make_interval(mins => :minutes)
+    GROUP BY actor ORDER BY actor
+    """
+)
+
+#: A minute of the generated traffic at the loaded rate (about a million attempts a day).
+_TRAFFIC = """
+INSERT INTO task_audit (message_id, actor, queue, trigger, attempt, outcome, started_at, finished_at, duration_ms)
+SELECT gen_random_uuid(), 'bench_actor_' || (i % 12), :queue, 'event:bench.happened', 1,
+       CASE WHEN i % 17 = 0 THEN 'retrying' ELSE 'done' END,
+       now() - (i % 60) * interval '1 second', now(), 5 + (i % 1000) * 0.25
+FROM generate_series(1, :count) AS i
+"""
+
+
+def build_rollup(engine: Engine, batch_size: int) -> None:
+    """Roll the loaded audit up as the worker would after a long downtime, then a minute's traffic."""
+    sessions = make_session_factory(engine)
+    began = time.perf_counter()
+    result = actor_rollup.roll_up(sessions, batch_size=batch_size)
+    took = time.perf_counter() - began
+    print(
+        f"  rollup of the history: {result['rows']:,} rows, {result['minutes']:,} minutes re-rolled in"
+        f" {result['batches']} batches of {batch_size:,}: {took:.0f} s ({result['rows'] / took:,.0f} rows/s)",
+        flush=True,
+    )
+    with engine.begin() as connection:
+        connection.execute(text(_TRAFFIC), {"queue": QUEUE, "count": 700})
+    began = time.perf_counter()
+    result = actor_rollup.roll_up(sessions, batch_size=50_000)
+    print(
+        f"  incremental run after a minute's traffic: {result['rows']:,} rows (with the rescan),"
+        f" {result['minutes']} minutes, {(time.perf_counter() - began) * 1000:.0f} ms",
+        flush=True,
+    )
+    with engine.begin() as connection:
+        connection.execute(text(_TRAFFIC), {"queue": QUEUE, "count": 1400})  # the tail readers add raw
+
+
+def compare_actor_tables(engine: Engine, pairs: int) -> None:
+    """The 24 h actors table: exact over raw rows (A) and rollup plus tail (B), interleaved."""
+    sessions = make_session_factory(engine)
+    exact: list[float] = []
+    rolled: list[float] = []
+    for _ in range(pairs):
+        with sessions() as session:
+            began = time.perf_counter()
+            session.execute(_EXACT_PER_ACTOR, {"minutes": 1440}).all()
+            exact.append((time.perf_counter() - began) * 1000)
+        with sessions() as session:
+            began = time.perf_counter()
+            stats.per_actor(session, minutes=1440)
+            rolled.append((time.perf_counter() - began) * 1000)
+    print(
+        f"\n24 h actors table, {pairs} interleaved pairs: exact {median(exact):.1f} ms,"
+        f" rollup + tail {median(rolled):.1f} ms (medians), ratio {median(exact) / median(rolled):.1f}x",
+        flush=True,
+    )
+
+
 def seed_redis_and_schedules(engine: Engine, broker: dramatiq.Broker) -> None:
     """Three hundred ready and delayed messages, and a dozen schedules."""
     for index in range(300):
@@ -145,6 +218,8 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=10_000_000)
     parser.add_argument("--audit", type=int, default=30_000_000)
     parser.add_argument("--requests", type=int, default=50)
+    parser.add_argument("--rollup-batch", type=int, default=500_000, help="audit rows per rollup batch")
+    parser.add_argument("--pairs", type=int, default=7, help="interleaved exact/rollup pairs")
     args = parser.parse_args()
     print(header(f"ops dashboard: {args.jobs:,} job records, {args.audit:,} audit rows"))
     with servers("ops_dashboard") as found:
@@ -154,6 +229,11 @@ def main() -> None:
         redis.Redis.from_url(settings.broker_url).flushdb()
         fill(engine, args.jobs, args.audit)
         seed_redis_and_schedules(engine, broker)
+        build_rollup(engine, args.rollup_batch)
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.execute(text("VACUUM ANALYZE task_audit"))
+            connection.execute(text("VACUUM ANALYZE ops_actor_minutes"))
+        compare_actor_tables(engine, args.pairs)
         sessions = make_session_factory(engine)
         ctx = OpsContext.build(
             settings, OpsSettings(extra_queues=QUEUE), sessions, broker, redis.Redis.from_url(settings.redis_url)

@@ -18,6 +18,8 @@ YOUNG = NOW - dt.timedelta(hours=1)
 EXPECTED_PURGE = {
     "job_records": 2,  # done and dead; a running job is never purged
     "task_audit": 3,
+    "ops_actor_minutes": 1,  # the old audit's minute and hour, once rolled up; the young ones stay
+    "ops_actor_hours": 1,
     "outbox_events": 1,  # the sent one; unsent rows wait for the relay
     "processed_keys": 1,
     "email_deliveries": 1,

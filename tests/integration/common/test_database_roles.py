@@ -28,7 +28,7 @@ from nightshift.common.gdpr.requests import request_erasure, request_export
 from nightshift.common.gdpr.workflow import start_parts
 from nightshift.common.redis_broker import NightshiftRedisBroker
 from nightshift.common.settings import CommonSettings
-from nightshift.ops import maintenance
+from nightshift.ops import actor_rollup, maintenance
 from nightshift.ops.settings import OpsSettings
 from tests.support.expired_data import EXPECTED_PURGE, NOW, seed_expired_and_young
 from tests.support.ops_actors import QUEUE
@@ -218,6 +218,7 @@ def test_ops_purges_expired_data_as_its_role(
     """The real purge, connected as the ops login user: every kind of expired row goes, the young stay."""
     seed_expired_and_young(clean_db, redis_client, broker)
     sessions = make_session_factory(make_engine(login_url(database_url, "ops")))
+    actor_rollup.roll_up(sessions, batch_size=10)  # a minute of the old audit and one of the young
 
     purged = maintenance.purge_expired_data(sessions, broker, [QUEUE], OpsSettings(purge_batch_size=2), now=NOW)
 

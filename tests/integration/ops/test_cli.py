@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import uuid
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import select
 
+from nightshift.common import records
 from nightshift.common.cli import main
 from nightshift.common.db.models import JobRecord
 from nightshift.common.processes import wait_for
@@ -168,6 +170,25 @@ def test_purge_asks_unless_yes(broker: NightshiftRedisBroker) -> None:
     assert broker.client.llen(broker.keys.queue(QUEUE)) == 0
     unknown = run("purge", "nope_high", "--yes")
     assert unknown.exit_code == 1 and "unknown queue" in unknown.output
+
+
+def test_purged_jobs_are_recorded_purged_for_good(broker: NightshiftRedisBroker, ctx: OpsContext) -> None:
+    first, second = ops_touch.send(path="/nonexistent/a"), ops_touch.send(path="/nonexistent/b")
+    broker.record_writer.flush()
+
+    assert "purged 2" in run("purge", QUEUE, "--yes").output
+    # A "queued" event of the first flushed late (its publisher's writer was slow) moves nothing back.
+    records.write(
+        ctx.sessions.kw["bind"],
+        [records.JobEvent(first.message_id, "ops_touch", QUEUE, "queued", dt.datetime.now(dt.UTC))],
+    )
+
+    with ctx.sessions() as session:
+        found = {str(row.message_id): row for row in session.scalars(select(JobRecord))}
+    assert {job_id: (row.status, row.last_error) for job_id, row in found.items()} == {
+        first.message_id: ("purged", "purged by operator"),
+        second.message_id: ("purged", "purged by operator"),
+    }
 
 
 def test_ops_create_user_and_token(ctx: OpsContext) -> None:

@@ -74,9 +74,19 @@ class AuditEntry:
 #: Where each status stands within one attempt: queued, then running, then how the
 #: attempt ended. ``dead`` comes after done and skipped because a message failed by a
 #: middleware after it was done or skipped is dead-lettered (the nack comes after the
-#: outcome). ``revoked`` is last: an operator's decision that nothing of the same
-#: attempt undoes (a revoked message is acked, so no nack follows it).
-STATUS_RANK = {"queued": 0, "running": 1, "retrying": 2, "done": 3, "skipped": 4, "dead": 5, "revoked": 6}
+#: outcome). ``revoked`` and ``purged`` are last: an operator's decision that nothing of the
+#: same attempt undoes (a revoked message is acked, so no nack follows it; a purged one was
+#: ready, so no worker holds it).
+STATUS_RANK = {
+    "queued": 0,
+    "running": 1,
+    "retrying": 2,
+    "done": 3,
+    "skipped": 4,
+    "dead": 5,
+    "revoked": 6,
+    "purged": 7,
+}
 
 #: Message option: the attempts made before the message was replayed from the dead
 #: letters, so a replay's attempts continue the count and its record moves on again.
@@ -393,15 +403,21 @@ class RecordWriter:
                 self._audit.extendleft(reversed(audit))
 
     def _write(self, jobs: list[JobEvent], audit: list[AuditEntry]) -> None:
-        merged: dict[str, JobEvent] = {}
-        for event in jobs:
-            previous = merged.get(event.message_id)
-            merged[event.message_id] = event if previous is None else merge(previous, event)
-        with self.engine.begin() as connection:
-            if merged:
-                connection.exec_driver_sql(_UPSERT_JOBS, (_jobs_json(merged.values()),))
-            if audit:
-                connection.exec_driver_sql(_INSERT_AUDIT, (_audit_json(audit),))
+        write(self.engine, jobs, audit)
+
+
+def write(engine: Engine, jobs: Iterable[JobEvent], audit: Iterable[AuditEntry] = ()) -> None:
+    """Merge *jobs* into their records and insert *audit* in one transaction, now (what a flush does)."""
+    merged: dict[str, JobEvent] = {}
+    for event in jobs:
+        previous = merged.get(event.message_id)
+        merged[event.message_id] = event if previous is None else merge(previous, event)
+    entries = list(audit)
+    with engine.begin() as connection:
+        if merged:
+            connection.exec_driver_sql(_UPSERT_JOBS, (_jobs_json(merged.values()),))
+        if entries:
+            connection.exec_driver_sql(_INSERT_AUDIT, (_audit_json(entries),))
 
 
 def _drain(buffer: deque[Any]) -> list[Any]:

@@ -79,8 +79,9 @@ def delete_dead_letters(
 
 
 def purge(broker: RedisBroker, sessions: sessionmaker[Session], who: Principal, queue: str) -> int:
-    """Drop every ready message of *queue* (in-flight, delayed and dead ones stay); return how many."""
-    count = purge_queue(broker, queue)
+    """Drop every ready message of *queue* (in-flight, delayed and dead ones stay), their job records
+    ending ``purged``; return how many."""
+    count = purge_queue(broker, queue, engine=sessions.kw["bind"])
     _audit(sessions, who, "queue.purge", queue, count=count)
     return count
 

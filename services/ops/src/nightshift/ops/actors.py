@@ -19,6 +19,7 @@ from nightshift.common.contracts.ops import (
     DELIVER_ALERT_NOTICE,
     PURGE_EXPIRED_DATA,
     RECORD_RAISED_ALERT,
+    ROLL_UP_ACTOR_STATS,
     AlertNoticeRef,
     ReportRequest,
 )
@@ -86,6 +87,12 @@ def purge_expired_data(payload: NoArguments) -> None:
         options,
         run_key=_run_key("purge"),
     )
+
+
+@contract_actor(ROLL_UP_ACTOR_STATS)
+def roll_up_actor_stats(payload: NoArguments) -> None:
+    """Sum the audit rows recorded since the last run per actor and minute (the Actors page reads them)."""
+    maintenance.roll_up_actor_stats(runtime.session_factory(), _options(), run_key=_run_key("actor_rollup"))
 
 
 @contract_actor(CHECK_DEPENDENCIES)

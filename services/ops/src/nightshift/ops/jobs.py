@@ -21,7 +21,7 @@ from nightshift.common.errors import PermanentError
 PAGE_SIZE = 50
 
 #: The statuses a record can have.
-STATUSES = ("queued", "running", "retrying", "done", "skipped", "dead", "revoked")
+STATUSES = ("queued", "running", "retrying", "done", "skipped", "dead", "revoked", "purged")
 
 
 class InvalidJobId(PermanentError):

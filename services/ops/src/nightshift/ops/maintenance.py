@@ -23,7 +23,7 @@ from nightshift.common.contracts.ops import DELIVER_ALERT_NOTICE
 from nightshift.common.db.engine import transaction
 from nightshift.common.settings import CommonSettings
 from nightshift.common.storage import Storage
-from nightshift.ops import alert_lifecycle, cache_stats, dependencies, retention
+from nightshift.ops import actor_rollup, alert_lifecycle, cache_stats, dependencies, retention
 from nightshift.ops.models import MaintenanceRun
 from nightshift.ops.settings import OpsSettings
 
@@ -80,6 +80,17 @@ def purge_expired_data(
     purged = retention.purge_expired_data(sessions, broker, queues, options, now=now)
     record_run(sessions, "purge", {"purged": purged, "total": sum(purged.values())}, run_key=run_key)
     return purged
+
+
+def roll_up_actor_stats(
+    sessions: sessionmaker[Session], options: OpsSettings, *, run_key: str | None = None
+) -> dict[str, Any]:
+    """Roll the audit rows recorded since the last run up into per-minute actor statistics
+    (see ``actor_rollup``); record the run when it read anything."""
+    result = actor_rollup.roll_up(sessions, batch_size=options.rollup_batch_size)
+    if result["rows"]:
+        record_run(sessions, "actor_rollup", result, run_key=run_key)
+    return result
 
 
 def check_dependencies(

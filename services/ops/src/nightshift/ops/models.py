@@ -1,6 +1,7 @@
 """The ops service's tables: operators, their sessions and API tokens, the audit of their actions,
 the idempotency keys of ``POST /api/events/…``, alerts (their notices and silences) and the
-results of the maintenance jobs (cache statistics, purges, dependency checks, reports).
+results of the maintenance jobs (cache statistics, purges, dependency checks, reports) and the
+per-minute rollup of the audit trail the Actors page reads.
 
 Secrets are never stored: passwords as argon2id hashes, session and API tokens as
 SHA-256 digests (they are long random strings, so a fast digest is enough).
@@ -11,7 +12,20 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Index, String, Text, func, text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    Text,
+    func,
+    text,
+)
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -174,3 +188,51 @@ class Report(Base):
     html: Mapped[str] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     emailed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class _ActorSums:
+    """What the actor rollups hold per actor and period (see ``actor_rollup``).
+
+    The durations are a histogram over the fixed log-spaced buckets of ``histogram``,
+    stored sparse: ``buckets[i]`` holds ``counts[i]`` attempts.
+    """
+
+    actor: Mapped[str] = mapped_column(String(100), primary_key=True)
+    attempts: Mapped[int] = mapped_column(Integer)
+    succeeded: Mapped[int] = mapped_column(Integer)
+    failed: Mapped[int] = mapped_column(Integer)
+    duration_sum_ms: Mapped[float] = mapped_column(Float)
+    min_ms: Mapped[float] = mapped_column(Float)
+    max_ms: Mapped[float] = mapped_column(Float)
+    buckets: Mapped[list[int]] = mapped_column(ARRAY(SmallInteger))
+    counts: Mapped[list[int]] = mapped_column(ARRAY(Integer))
+
+
+class ActorMinute(_ActorSums, Base):
+    """One actor's attempts that started in one minute, summed."""
+
+    __tablename__ = "ops_actor_minutes"
+    __table_args__ = (Index("ix_ops_actor_minutes_minute", "minute"),)
+
+    minute: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+
+
+class ActorHour(_ActorSums, Base):
+    """One actor's minutes of one hour, summed (so a day's window reads 24 rows, not 1,440)."""
+
+    __tablename__ = "ops_actor_hours"
+    __table_args__ = (Index("ix_ops_actor_hours_hour", "hour"),)
+
+    hour: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+
+
+class RollupProgress(Base):
+    """How far a rollup has read its source: every row with ``id <= through_id`` is in it."""
+
+    __tablename__ = "ops_rollup_progress"
+
+    name: Mapped[str] = mapped_column(String(50), primary_key=True)
+    through_id: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+    #: Where the next run starts reading again: rows committed late below ``through_id`` are caught.
+    rescan_from_id: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -50,10 +50,21 @@ def targets(options: OpsSettings) -> list[Target]:
         Target(
             "job_records",
             "job_records",
-            "status IN ('done', 'dead', 'skipped', 'revoked') AND updated_at < :cutoff",
+            "status IN ('done', 'dead', 'skipped', 'revoked', 'purged') AND updated_at < :cutoff",
             options.retention_job_records_days,
         ),
         Target("task_audit", "task_audit", "started_at < :cutoff", options.retention_task_audit_days, "started_at"),
+        # The audit's rollup lives as long as the audit it sums.
+        Target(
+            "ops_actor_minutes", "ops_actor_minutes", "minute < :cutoff", options.retention_task_audit_days, "minute"
+        ),
+        Target(
+            "ops_actor_hours",
+            "ops_actor_hours",
+            "hour < :cutoff - interval '1 hour'",
+            options.retention_task_audit_days,
+            "hour",
+        ),
         Target(
             "outbox_events",
             "outbox_events",

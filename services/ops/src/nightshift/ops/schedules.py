@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from nightshift.common.contracts.ops import BUILD_REPORT, CHECK_DEPENDENCIES, COLLECT_CACHE_STATS, PURGE_EXPIRED_DATA
+from nightshift.common.contracts.ops import (
+    BUILD_REPORT,
+    CHECK_DEPENDENCIES,
+    COLLECT_CACHE_STATS,
+    PURGE_EXPIRED_DATA,
+    ROLL_UP_ACTOR_STATS,
+)
 from nightshift.common.schedules import Schedule
 
 SCHEDULES = (
@@ -19,6 +25,13 @@ SCHEDULES = (
         PURGE_EXPIRED_DATA,
         overlap="skip",
         description="Delete what is past retention (job records, audit, outbox, keys, logs, dead letters, alerts).",
+    ),
+    Schedule(
+        "roll_up_actor_stats",
+        "* * * * *",
+        ROLL_UP_ACTOR_STATS,
+        overlap="skip",
+        description="Sum the audit rows recorded since the last run per actor and minute (the Actors page).",
     ),
     Schedule(
         "check_dependencies",

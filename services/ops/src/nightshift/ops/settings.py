@@ -94,6 +94,8 @@ class OpsSettings(ServiceSettings):
     cache_sample_keys: int = Field(default=2000, ge=10)
     #: Rows deleted per statement by ``purge_expired_data`` (each batch its own short transaction).
     purge_batch_size: int = Field(default=5000, ge=1)
+    #: Audit rows read per batch by ``roll_up_actor_stats`` (each batch its own short transaction).
+    rollup_batch_size: int = Field(default=50_000, ge=1)
     #: Retention, in days, of each kind of data ``purge_expired_data`` deletes.
     retention_job_records_days: int = Field(default=30, ge=1)
     retention_task_audit_days: int = Field(default=30, ge=1)

@@ -31,4 +31,6 @@ COLLECT_CACHE_STATS = Contract("ops", "collect_cache_stats", Lane.LOW, NoArgumen
 #: Deleting in bounded batches over millions of rows may take minutes.
 PURGE_EXPIRED_DATA = Contract("ops", "purge_expired_data", Lane.LOW, NoArguments, options={"time_limit": 3_600_000})
 CHECK_DEPENDENCIES = Contract("ops", "check_dependencies", Lane.NORMAL, NoArguments)
+#: Each run commits bounded batches; a catch-up after downtime may take minutes and resumes where it stopped.
+ROLL_UP_ACTOR_STATS = Contract("ops", "roll_up_actor_stats", Lane.LOW, NoArguments, options={"time_limit": 600_000})
 BUILD_REPORT = Contract("ops", "build_report", Lane.LOW, ReportRequest, options={"time_limit": 600_000})

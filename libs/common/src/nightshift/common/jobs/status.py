@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
 
 #: Statuses after which nothing more happens to a job (until an operator replays it).
-FINAL_STATUSES = frozenset({"done", "dead", "revoked", "skipped"})
+FINAL_STATUSES = frozenset({"done", "dead", "revoked", "skipped", "purged"})
 
 #: What a message's place in Redis says about its job before it is recorded.
 _LOCATION_STATUS = {"ready": "queued", "in_flight": "running", "delayed": "retrying", "dead": "dead"}
