@@ -113,12 +113,12 @@ def status() -> None:
     from nightshift.common import runtime
     from nightshift.common.queue_stats import live_workers, queue_depths
     from nightshift.common.redis_broker import NightshiftRedisBroker
-    from nightshift.common.redis_client import redis_client
+    from nightshift.common.redis_ha import redis_client
     from nightshift.common.service import installed_services
 
     settings = runtime.settings()
     broker = NightshiftRedisBroker(
-        client=redis_client(settings.broker_url, tls=settings.redis_tls),
+        client=redis_client(settings, db=settings.broker_redis_db),  # through Sentinel when configured
         heartbeat_timeout=settings.heartbeat_timeout_ms,
     )
     queues = [queue for spec in installed_services().values() for queue in spec.queues]

@@ -62,10 +62,15 @@ def parse_sentinels(value: str) -> list[tuple[str, int]]:
 def redis_client(settings: CommonSettings, *, db: int | None = None, **options: Any) -> redis.Redis[bytes]:
     """A client on the platform's Redis: through Sentinel when configured, else ``REDIS_URL``.
 
+    Every client gets the deployment's timeouts (``REDIS_SOCKET_TIMEOUT_S``,
+    ``REDIS_CONNECT_TIMEOUT_S``, ``REDIS_HEALTH_CHECK_INTERVAL_S``) unless *options*
+    name their own (a readiness probe's one second).
+
     Parameters:
       db: The database (``REDIS_URL``'s by default).
       options: More connection options (``socket_timeout``…).
     """
+    options = {**settings.redis_socket_options(), **options}
     if not settings.redis_sentinels:
         url = settings.redis_url if db is None else with_redis_db(settings.redis_url, db)
         return tls_redis_client(url, tls=settings.redis_tls, **options)

@@ -23,6 +23,8 @@ from nightshift.common.contracts.ops import (
     ReportRequest,
 )
 from nightshift.common.db.engine import transaction
+from nightshift.common.redis_client import redis_client as url_client
+from nightshift.common.redis_ha import redis_client
 from nightshift.ops import alert_delivery, alert_lifecycle, maintenance, reports
 from nightshift.ops.context import service_queues
 from nightshift.ops.models import Report
@@ -46,7 +48,14 @@ def _redis_broker() -> RedisBroker:
 
 
 def _broker_client() -> redis.Redis[bytes]:
-    return redis.Redis.from_url(runtime.settings().broker_url)
+    settings = runtime.settings()
+    return redis_client(settings, db=settings.broker_redis_db)  # through Sentinel when configured
+
+
+def _cache_client() -> redis.Redis[bytes]:
+    """``OPS_CACHE_REDIS_URL``'s Redis when set, else the application's (through Sentinel when configured)."""
+    url = _options().cache_redis_url
+    return url_client(url, **runtime.settings().redis_socket_options()) if url else runtime.app_redis()
 
 
 @contract_actor(RECORD_RAISED_ALERT)
@@ -70,9 +79,7 @@ def deliver_alert_notice(payload: AlertNoticeRef) -> None:
 def collect_cache_stats(payload: NoArguments) -> None:
     """Sample the application cache and store a point of its statistics."""
     options = _options()
-    client = runtime.resource(
-        lambda: redis.Redis.from_url(options.cache_url(runtime.settings().redis_url)), key="cache"
-    )
+    client = runtime.resource(_cache_client, key="cache")
     maintenance.collect_cache_stats(runtime.session_factory(), client, options, run_key=_run_key("cache_stats"))
 
 

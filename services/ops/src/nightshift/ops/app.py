@@ -21,6 +21,7 @@ from nightshift.common import runtime
 from nightshift.common.broker import build_broker
 from nightshift.common.errors import InvalidEvent, UnknownEvent, UnknownJob
 from nightshift.common.health import readiness_check
+from nightshift.common.redis_ha import redis_client
 from nightshift.common.schedule_control import UnknownSchedule
 from nightshift.ops import alert_views, api, pages, views
 from nightshift.ops.context import OpsContext
@@ -87,7 +88,9 @@ def create_app(ctx: OpsContext | None = None) -> FastAPI:
     app.include_router(api.router)
     app.include_router(pages.router)
     registry = ops_registry(ctx)
-    readiness = readiness_check(ctx.settings.redis_url, ctx.sessions.kw["bind"], tls=ctx.settings.redis_tls)
+    # Through Sentinel when configured, as every client of the platform.
+    probe = redis_client(ctx.settings, socket_timeout=1, socket_connect_timeout=1)
+    readiness = readiness_check(probe, ctx.sessions.kw["bind"])
 
     @app.exception_handler(LoginRequired)
     async def to_login(request: Request, error: LoginRequired) -> Response:
