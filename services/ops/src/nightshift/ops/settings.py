@@ -123,4 +123,3 @@ class OpsSettings(ServiceSettings):
         if info.data.get("alert_webhook_url") and not value:
             raise ValueError("required when OPS_ALERT_WEBHOOK_URL is set")
         return value
-
