@@ -109,8 +109,8 @@ class Load:
     #: ``time.monotonic()`` of each accepted publish (the interruption is the longest gap).
     accepted_at: list[float] = field(default_factory=list)
     refused: Counter[str] = field(default_factory=Counter)
-    #: The first message of each kind of error, as the publisher was told it.
-    errors: dict[str, str] = field(default_factory=dict)
+    #: Each error the publisher was told, as ``<kind>: <message>``, and how often.
+    errors: Counter[str] = field(default_factory=Counter)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -142,7 +142,7 @@ class Load:
             except (redis.RedisError, NotReplicated, SQLAlchemyError) as error:
                 # The publisher is told at once: the task is not accepted, nothing is half-sent.
                 self.refused[type(error).__name__] += 1
-                self.errors.setdefault(type(error).__name__, str(error))
+                self.errors[f"{type(error).__name__}: {error}"] += 1
             due += interval
             self._stop.wait(max(0.0, due - time.monotonic()))
 

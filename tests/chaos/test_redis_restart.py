@@ -123,7 +123,7 @@ def test_workers_resume_and_nothing_accepted_is_lost_when_redis_restarts(
         "direct publish()": (
             direct,
             probe_applied,
-            f"refused at publish: {refused or 'nothing'} (e.g. {_first_error(direct)}); "
+            f"refused at publish: {refused or 'nothing'} ({_messages(direct)}); "
             "same worker processes consumed again; time = Redis back to a new task applied",
         ),
         "outbox": (
@@ -146,9 +146,8 @@ def test_workers_resume_and_nothing_accepted_is_lost_when_redis_restarts(
             notes=notes,
         ).write()
     assert direct.refused and set(direct.refused) <= {"ConnectionError", "TimeoutError", "BusyLoadingError"}
-    # A clear error: it names the server that refused, or says Redis is still loading its data.
-    for kind, message in direct.errors.items():
-        assert f"127.0.0.1:{chaos_redis.port}" in message or "loading" in message, (kind, message)
+    # A clear error: while Redis is away, it names the server that refused the connection.
+    assert any(f"connecting to 127.0.0.1:{chaos_redis.port}" in error for error in direct.errors), direct.errors
     assert not outbox.refused and during > 0
     assert unsent == 0 and orders == len(outbox.accepted)
     for load in (direct, outbox):
@@ -157,9 +156,9 @@ def test_workers_resume_and_nothing_accepted_is_lost_when_redis_restarts(
         assert result.once == len(load.accepted)
 
 
-def _first_error(load: Load) -> str:
-    kind, message = next(iter(load.errors.items()), ("", "none"))
-    return f"{kind}: {message}" if kind else message
+def _messages(load: Load) -> str:
+    """The errors the publisher was told, most frequent first."""
+    return "; ".join(f"{n} x {error}" for error, n in load.errors.most_common()) or "no error"
 
 
 def _enqueue(broker: NightshiftRedisBroker, task_id: str) -> bool:
