@@ -63,8 +63,9 @@ class CommonSettings(ServiceSettings):
     redis_wait_replicas: int = Field(default=0, ge=0)
     redis_wait_timeout_ms: int = Field(default=1000, ge=1)
     #: A Redis reply awaited longer than this is a ``TimeoutError`` (a black-holed connection
-    #: must not hang a publisher); idle ``BLPOP`` waits are kept to half of it.
-    redis_socket_timeout_s: float = Field(default=5.0, gt=0)
+    #: must not hang a publisher); idle ``BLPOP`` waits are kept to half of it, and it must
+    #: outlast the job event stream's 1 s ``XREAD`` block, hence at least 2.
+    redis_socket_timeout_s: float = Field(default=5.0, ge=2.0)
     #: How long connecting to Redis may take before ``ConnectionError``.
     redis_connect_timeout_s: float = Field(default=2.0, gt=0)
     #: A connection idle this long is PINGed before it is used again (a dropped one is replaced); 0: never.
