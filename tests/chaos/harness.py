@@ -28,9 +28,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from nightshift.common.events import publish
 from nightshift.common.local.embedded import redis_server_binary
-from nightshift.common.outbox import publish_in_transaction
 from nightshift.common.processes import free_port, stop_processes, wait_for
 from nightshift.common.redis_broker import NightshiftRedisBroker
 from nightshift.common.redis_ha import NotReplicated
@@ -150,6 +148,10 @@ class Load:
         if self.via == "enqueue":
             self.broker.enqueue(task_message(self.service, task_id, work_ms=self.work_ms))
             return
+        # Imported here: the other scenarios' test processes never load the event catalog.
+        from nightshift.common.events import publish
+        from nightshift.common.outbox import publish_in_transaction
+
         payload = {"task_id": task_id, "work_ms": self.work_ms}
         if self.via == "publish":
             publish(REQUESTED.name, payload, broker=self.broker)
