@@ -1,9 +1,10 @@
 """The chaos suite's harness: steady load, faults, and the count of what happened.
 
 A :class:`Load` publishes idempotent tasks (``tests.support.chaos_service``) at a
-steady rate from a thread and remembers which were accepted and which were
-refused with an error; :func:`count_effects` then reads ``chaos_effects`` and
-says, for the accepted ones, how many were applied once, twice or never.
+steady rate from a thread (enqueued, published as an event, or committed
+through the transactional outbox) and remembers which were accepted and which
+were refused with an error; :func:`count_effects` then reads ``chaos_effects``
+and says, for the accepted ones, how many were applied once, twice or never.
 :class:`Report` is one row of the table the suite prints and writes to
 ``var/chaos/report.md``.
 """
@@ -20,15 +21,18 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import redis
 from sqlalchemy import Engine, text
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from nightshift.common.local.embedded import redis_server_binary
 from nightshift.common.processes import free_port, stop_processes, wait_for
 from nightshift.common.redis_broker import NightshiftRedisBroker
 from nightshift.common.redis_ha import NotReplicated
-from tests.support.chaos_service import task_message
+from tests.support.chaos_service import REQUESTED, task_message
 from tests.support.processes import REPO_ROOT, child_env
 
 #: Where the suite writes its table (one row per scenario run).
@@ -79,10 +83,17 @@ class Load:
 
     Parameters:
       broker: Where to publish.
-      service: ``chaossvc`` or ``chaosmem``.
+      service: ``chaossvc``, ``chaosalt`` or ``chaosmem``.
       prefix: Task ids are ``<prefix>-<n>``.
       rate: Tasks per second.
       work_ms: How long each task works before applying its effect.
+      via: ``enqueue`` the task's message; ``publish`` the event ``chaos.requested`` (whose
+        subscriber is ``chaossvc_apply``) through ``events.publish``; or commit an order
+        through the ``outbox``: one transaction inserts the business row (``chaos_orders``)
+        and the event (``publish_in_transaction``), so the order is accepted once
+        PostgreSQL commits, whatever Redis is doing, and an
+        :class:`~nightshift.common.outbox.OutboxRelay` forwards it.
+      engine: The database of the orders and the outbox (``via="outbox"``).
     """
 
     broker: NightshiftRedisBroker
@@ -90,10 +101,14 @@ class Load:
     prefix: str
     rate: float = 40.0
     work_ms: int = 20
+    via: Literal["enqueue", "publish", "outbox"] = "enqueue"
+    engine: Engine | None = None
     accepted: list[str] = field(default_factory=list)
     #: ``time.monotonic()`` of each accepted publish (the interruption is the longest gap).
     accepted_at: list[float] = field(default_factory=list)
     refused: Counter[str] = field(default_factory=Counter)
+    #: Each error the publisher was told, as ``<kind>: <message>``, and how often.
+    errors: Counter[str] = field(default_factory=Counter)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -107,6 +122,10 @@ class Load:
         if self._thread is not None:
             self._thread.join(timeout=30)
 
+    def accepted_between(self, start: float, end: float) -> list[str]:
+        """The tasks accepted between two ``time.monotonic()`` readings."""
+        return [task for task, at in zip(self.accepted, self.accepted_at, strict=False) if start <= at <= end]
+
     def _run(self) -> None:
         interval = 1 / self.rate
         due = time.monotonic()
@@ -115,14 +134,32 @@ class Load:
             task_id = f"{self.prefix}-{number}"
             number += 1
             try:
-                self.broker.enqueue(task_message(self.service, task_id, work_ms=self.work_ms))
+                self._publish(task_id)
                 self.accepted.append(task_id)
                 self.accepted_at.append(time.monotonic())
-            except (redis.RedisError, NotReplicated) as error:
+            except (redis.RedisError, NotReplicated, SQLAlchemyError) as error:
                 # The publisher is told at once: the task is not accepted, nothing is half-sent.
                 self.refused[type(error).__name__] += 1
+                self.errors[f"{type(error).__name__}: {error}"] += 1
             due += interval
             self._stop.wait(max(0.0, due - time.monotonic()))
+
+    def _publish(self, task_id: str) -> None:
+        if self.via == "enqueue":
+            self.broker.enqueue(task_message(self.service, task_id, work_ms=self.work_ms))
+            return
+        # Imported here: the other scenarios' test processes never load the event catalog.
+        from nightshift.common.events import publish
+        from nightshift.common.outbox import publish_in_transaction
+
+        payload = {"task_id": task_id, "work_ms": self.work_ms}
+        if self.via == "publish":
+            publish(REQUESTED.name, payload, broker=self.broker)
+            return
+        assert self.engine is not None, "via='outbox' needs the engine"
+        with Session(self.engine) as session, session.begin():
+            session.execute(text("INSERT INTO chaos_orders (task_id) VALUES (:task)"), {"task": task_id})
+            publish_in_transaction(session, REQUESTED.name, payload)
 
 
 @dataclass(frozen=True)
@@ -158,6 +195,39 @@ def wait_applied(engine: Engine, task_ids: list[str], *, timeout: float) -> floa
         missing = count_effects(engine, task_ids).lost
         raise TimeoutError(f"{len(missing)} of {len(task_ids)} tasks never applied, e.g. {missing[:5]}") from None
     return time.monotonic()
+
+
+def wait_applied_each(engine: Engine, groups: dict[str, list[str]], *, timeout: float) -> dict[str, float]:
+    """Wait until every task of every group is applied; return when each group was (``time.monotonic()``).
+
+    Raises:
+      TimeoutError: Naming, per group, how many are still missing.
+    """
+    done: dict[str, float] = {}
+
+    def all_done() -> bool:
+        for name, task_ids in groups.items():
+            if name not in done and not count_effects(engine, task_ids).lost:
+                done[name] = time.monotonic()
+        return len(done) == len(groups)
+
+    try:
+        wait_for(all_done, timeout=timeout, interval=0.2, what="every accepted task applied")
+    except TimeoutError:
+        missing = {name: len(count_effects(engine, ids).lost) for name, ids in groups.items() if name not in done}
+        raise TimeoutError(f"tasks never applied, per group: {missing}") from None
+    return done
+
+
+def child_pids(pid: int) -> list[int]:
+    """The pids of *pid*'s children (Linux: ``/proc/<pid>/task/*/children``)."""
+    children: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            children += [int(child) for child in (task / "children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return children
 
 
 class Workers:
@@ -196,6 +266,21 @@ class Workers:
             command += ["--threads", "4", "--health-port", str(port)]
         with open(self.logs / f"{self.service}-{self.started}.log", "ab") as log:
             return subprocess.Popen(command, env=child_env(self.env), stdout=log, stderr=subprocess.STDOUT)
+
+    def kill_child(self, index: int, choose: Callable[[list[int]], int]) -> bool:
+        """SIGKILL one worker process of pool *index* (picked by *choose*); the pool replaces it.
+
+        Returns:
+          Whether there was one to kill (a pool may be between a death and its restart).
+        """
+        children = child_pids(self.processes[index].pid)
+        if not children:
+            return False
+        try:
+            os.kill(choose(children), signal.SIGKILL)
+        except ProcessLookupError:
+            return False
+        return True
 
     def kill(self, index: int) -> None:
         """SIGKILL process *index* and start a new one in its place (what an orchestrator does)."""

@@ -52,7 +52,7 @@ def test_segfault_leak_and_hang_are_dead_lettered_and_the_rest_is_processed(
             letters = list_dead_letters(broker, "chaosmem_high")
             return {letter.job_id or "": f"{letter.error_type}: {letter.reason}" for letter in letters}
 
-        wait_for(lambda: len(dead()) == len(POISON), timeout=240, interval=0.5, what="three dead letters")
+        wait_for(lambda: len(dead()) == len(POISON), timeout=420, interval=0.5, what="three dead letters")
         contained = time.monotonic()
         wait_applied(effects, ordinary, timeout=120)
         assert pool.alive()

@@ -1,8 +1,12 @@
 """Test-only services for the chaos suite, run as real worker processes.
 
-Two services share one idempotent actor body: ``chaossvc`` (a threaded worker,
-like most services) and ``chaosmem`` (the memory-bound profile), which also
-has the poison actors of scenario 7. Each task's effect is one row in
+Three services share one idempotent actor body, each on a queue of its own:
+``chaossvc`` and ``chaosalt`` (threaded workers, like most services) and
+``chaosmem`` (the memory-bound profile), which also has the poison actors of
+scenario 7. ``chaos.requested`` (:data:`REQUESTED`, added to the event catalog
+by the tests that publish it) is the event whose subscriber is
+``chaossvc_apply``: the outbox scenario publishes it with a business row
+(``chaos_orders``) in one transaction. Each task's effect is one row in
 ``chaos_effects``, written in the same transaction as its idempotency key, so
 the suite counts effects applied once, twice or never from PostgreSQL; each
 execution (including redeliveries) is counted in the Redis hash :data:`RUNS_KEY`.
@@ -24,10 +28,14 @@ import time
 
 import dramatiq
 from dramatiq import Message
+from pydantic import Field
 from sqlalchemy import Engine, text
 
 from nightshift.common import runtime
+from nightshift.common.contracts import Contract, Payload
 from nightshift.common.db.engine import transaction
+from nightshift.common.events.catalog import CATALOG
+from nightshift.common.events.spec import EventSpec, Subscriber
 from nightshift.common.idempotency import claim
 from nightshift.common.lanes import Lane
 from nightshift.common.memory_bound import MemoryBound
@@ -40,7 +48,19 @@ MEMORY_SERVICE = ServiceSpec(
     actors_module="tests.support.chaos_service",
     memory_bound=MemoryBound(max_tasks=20, max_memory_mb=300, processes=2, hang_grace_ms=1000),
 )
-SERVICES = {spec.name: spec for spec in (SERVICE, MEMORY_SERVICE)}
+ALT_SERVICE = ServiceSpec(name="chaosalt", lanes=(Lane.HIGH,), actors_module="tests.support.chaos_service", threads=2)
+SERVICES = {spec.name: spec for spec in (SERVICE, ALT_SERVICE, MEMORY_SERVICE)}
+
+
+class ChaosTask(Payload):
+    task_id: str = Field(min_length=1, max_length=200)
+    work_ms: int = Field(default=0, ge=0, le=60_000)
+
+
+#: ``chaossvc_apply`` as a contract, the subscriber of :data:`REQUESTED`.
+APPLY = Contract(service="chaossvc", actor_name="chaossvc_apply", lane=Lane.HIGH, payload=ChaosTask)
+#: The event the outbox scenario publishes (tests add it to the catalog with ``monkeypatch.setitem``).
+REQUESTED = EventSpec(name="chaos.requested", version=1, schema=ChaosTask, subscribers=(Subscriber(APPLY),))
 
 #: Redis hash (application database): task id → how many times it ran.
 RUNS_KEY = "chaos:runs"
@@ -62,15 +82,24 @@ CREATE TABLE IF NOT EXISTS chaos_effects (
 )
 """
 
+#: The business table of the outbox scenario: one row per order, committed with its event.
+ORDERS_DDL = """
+CREATE TABLE IF NOT EXISTS chaos_orders (
+    task_id text PRIMARY KEY,
+    created_at timestamptz NOT NULL DEFAULT clock_timestamp()
+)
+"""
+
 #: Megabytes the leaking actor adds per step.
 LEAK_STEP_MB = 16
 
 
 def ensure_tables(engine: Engine) -> None:
-    """Create (and empty) the effects table."""
+    """Create (and empty) the effects and orders tables."""
     with engine.begin() as connection:
         connection.execute(text(DDL))
-        connection.execute(text("TRUNCATE chaos_effects"))
+        connection.execute(text(ORDERS_DDL))
+        connection.execute(text("TRUNCATE chaos_effects, chaos_orders"))
 
 
 def apply_effect(task_id: str, work_ms: int) -> None:
@@ -107,6 +136,10 @@ def declare_actors() -> None:
         if client.setbit(BACKLOG_BITS, n, 1):
             client.incr(BACKLOG_TWICE)
 
+    @dramatiq.actor(queue_name="chaosalt_high", actor_name="chaosalt_apply")
+    def chaosalt_apply(task_id: str, work_ms: int = 0) -> None:
+        apply_effect(task_id, work_ms)
+
     @dramatiq.actor(queue_name="chaosmem_high", actor_name="chaosmem_apply")
     def chaosmem_apply(task_id: str, work_ms: int = 0) -> None:
         apply_effect(task_id, work_ms)
@@ -137,6 +170,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--health-port", type=int, default=0)
     args = parser.parse_args(argv)
+    # Every process of a deployment shares one catalog: the worker's outbox relay knows the test's event.
+    CATALOG.setdefault(REQUESTED.name, REQUESTED)
     spec = SERVICES[args.service]
     if args.mode == "pool":
         from nightshift.common.memory_bound import memory_bound_profile

@@ -13,17 +13,20 @@ import logging
 import threading
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import dramatiq
 import pytest
 import redis
 from dramatiq import Message
 from dramatiq.broker import MessageProxy
+from dramatiq.errors import ConnectionClosed
 
 from nightshift.common.broker import build_broker
 from nightshift.common.processes import wait_for
 from nightshift.common.redis_broker import NightshiftRedisBroker
 from nightshift.common.settings import CommonSettings
+from tests.support.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.integration
 
@@ -178,3 +181,31 @@ def test_an_idle_worker_with_a_short_socket_timeout_keeps_its_consumer(
         worker.stop(timeout=5000)
     errors = [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR]
     assert errors == []
+
+
+def test_a_connection_stalled_past_the_socket_timeout_is_a_connection_error_even_while_closing(
+    env: CommonSettings, broker: NightshiftRedisBroker
+) -> None:
+    # redis.TimeoutError is not a redis.ConnectionError. Dramatiq restarts a consumer after
+    # ConnectionClosed; any other error (the bare TimeoutError) raised while it closes the
+    # consumer ends the consumer thread for good: a worker that never consumes again.
+    address = urlsplit(env.redis_url)
+    proxy = TcpProxy((address.hostname or "127.0.0.1", address.port or 6379)).start()
+    stalled = build_broker(
+        env.model_copy(update={"redis_url": f"redis://127.0.0.1:{proxy.port}/0?socket_timeout=0.3"}),
+        set_global=False,
+    )
+    try:
+        _enqueue(broker, 3)
+        holding = stalled.consume(QUEUE, prefetch=3, timeout=1000)
+        assert next(holding) is not None  # two more fetched and cached: close must requeue them
+        fetching = stalled.consume(QUEUE, prefetch=1, timeout=1000)
+        proxy.blackhole()
+        with pytest.raises(ConnectionClosed):
+            next(fetching)
+        with pytest.raises(ConnectionClosed):
+            holding.close()
+    finally:
+        proxy.heal()
+        stalled.close()
+        proxy.close()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import redis
 from dramatiq import Message
@@ -10,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from nightshift.common.db.models import OutboxEvent, ProcessedKey
 from nightshift.common.errors import InvalidEvent
+from nightshift.common.events.catalog import CATALOG
 from nightshift.common.idempotency import claim
 from nightshift.common.outbox import OutboxRelay, publish_in_transaction
 from nightshift.common.redis_broker import NightshiftRedisBroker
@@ -67,6 +70,26 @@ def test_a_resend_after_a_crash_reuses_the_message_ids(
 
     first, second = _queued(redis_client, "users_high")
     assert first.message_id == second.message_id
+
+
+def test_an_event_unknown_to_the_relay_is_left_unsent_for_one_that_knows_it(
+    broker: NightshiftRedisBroker, clean_db: Engine, redis_client: redis.Redis[bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A publisher of a newer version (its catalog has an event this relay's lacks), mid rolling deploy.
+    newer = dataclasses.replace(CATALOG["user.registered"], name="user.registered_again")
+    monkeypatch.setitem(CATALOG, newer.name, newer)
+    with Session(clean_db) as session, session.begin():
+        publish_in_transaction(session, "user.registered", {"user_id": 1})
+        publish_in_transaction(session, newer.name, {"user_id": 2})
+        publish_in_transaction(session, "user.registered", {"user_id": 3})
+    monkeypatch.delitem(CATALOG, newer.name)
+    relay = OutboxRelay(clean_db, broker)
+
+    assert relay.drain() == 1  # the row before it; order holds, nothing marked sent unsent
+    assert relay.pending()
+    monkeypatch.setitem(CATALOG, newer.name, newer)  # a relay of the newer version
+    assert relay.drain() == 2
+    assert [m.kwargs["user_id"] for m in _queued(redis_client, "users_high")] == [1, 2, 3]
 
 
 def test_invalid_events_are_refused_before_anything_is_written(broker: NightshiftRedisBroker, clean_db: Engine) -> None:

@@ -33,6 +33,34 @@ def test_without_sentinels_clients_come_from_the_url(env: CommonSettings) -> Non
     assert client.ping()
 
 
+def test_every_client_gets_the_deployment_timeouts_and_the_broker_waits_within_them(
+    env: CommonSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REDIS_SOCKET_TIMEOUT_S", "3")
+    monkeypatch.setenv("REDIS_CONNECT_TIMEOUT_S", "0.5")
+    monkeypatch.setenv("REDIS_HEALTH_CHECK_INTERVAL_S", "7")
+    settings = load_settings(CommonSettings)
+    kwargs = redis_client(settings).connection_pool.connection_kwargs
+    assert (kwargs["socket_timeout"], kwargs["socket_connect_timeout"], kwargs["health_check_interval"]) == (3, 0.5, 7)
+    # A probe's own, shorter timeout wins.
+    assert redis_client(settings, socket_timeout=1).connection_pool.connection_kwargs["socket_timeout"] == 1
+    broker = build_broker(settings, set_global=False)
+    # An idle BLPOP ends (Redis answers nil) well before the socket would give up on it.
+    assert broker.client.connection_pool.connection_kwargs["socket_timeout"] == 3
+    assert broker.bounded_wait_s(60) == 1.5
+    broker.close()
+
+
+def test_a_wait_longer_than_the_socket_timeout_is_refused_naming_both(
+    env: CommonSettings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("REDIS_WAIT_TIMEOUT_MS", "5000")
+    monkeypatch.setenv("REDIS_SOCKET_TIMEOUT_S", "5")
+    with pytest.raises(SystemExit):
+        load_settings(CommonSettings)
+    assert "REDIS_WAIT_TIMEOUT_MS (5000) must be shorter than REDIS_SOCKET_TIMEOUT_S (5.0)" in capsys.readouterr().err
+
+
 def test_an_enqueue_no_replica_acknowledged_is_refused(env: CommonSettings, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("REDIS_WAIT_REPLICAS", "1")
     monkeypatch.setenv("REDIS_WAIT_TIMEOUT_MS", "50")

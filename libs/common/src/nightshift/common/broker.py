@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 import dramatiq
-import redis
 from dramatiq.middleware import (
     AgeLimit,
     Callbacks,
@@ -91,7 +90,7 @@ def build_broker(
     """
     install_encoder()
     registry = registry or CollectorRegistry()
-    registry.register(BreakerCollector(redis.Redis.from_url(settings.redis_url)))
+    registry.register(BreakerCollector(redis_client(settings)))
     writer = writer or RecordWriter(
         make_engine(settings.database_url, pool_size=2, application_name="nightshift-records"),
         flush_interval_ms=settings.record_flush_interval_ms,

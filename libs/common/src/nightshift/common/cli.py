@@ -118,7 +118,7 @@ def status() -> None:
 
     settings = runtime.settings()
     broker = NightshiftRedisBroker(
-        client=redis_client(settings, db=settings.broker_redis_db),
+        client=redis_client(settings, db=settings.broker_redis_db),  # through Sentinel when configured
         heartbeat_timeout=settings.heartbeat_timeout_ms,
     )
     queues = [queue for spec in installed_services().values() for queue in spec.queues]

@@ -6,6 +6,10 @@ that transaction commits. :class:`OutboxRelay` forwards committed rows in id
 order under an advisory lock (one relay at a time, so order per aggregate
 holds), then marks them sent: at-least-once, with message ids derived from the
 row id so a re-send after a crash is recognisable downstream.
+
+A row whose event this process does not know (a publisher of a newer version,
+during a rolling deploy) stops the batch there: it and the rows after it stay
+unsent for a relay that knows it, never marked sent without being relayed.
 """
 
 from __future__ import annotations
@@ -23,8 +27,8 @@ from sqlalchemy import Engine, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from nightshift.common.db.models import OutboxEvent
-from nightshift.common.errors import EventError
-from nightshift.common.events import event_messages, validate_event
+from nightshift.common.errors import EventError, UnknownEvent
+from nightshift.common.events import event_messages, event_spec, validate_event
 from nightshift.common.middleware.tracing import TRACE_OPTION
 
 logger = logging.getLogger(__name__)
@@ -126,9 +130,14 @@ class OutboxRelay:
         with Session(self.engine) as session, session.begin():
             if not session.execute(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": RELAY_LOCK}).scalar():
                 return 0
-            rows = session.scalars(
-                select(OutboxEvent).where(OutboxEvent.sent_at.is_(None)).order_by(OutboxEvent.id).limit(self.batch_size)
-            ).all()
+            rows = self._known(
+                session.scalars(
+                    select(OutboxEvent)
+                    .where(OutboxEvent.sent_at.is_(None))
+                    .order_by(OutboxEvent.id)
+                    .limit(self.batch_size)
+                ).all()
+            )
             messages = [message for row in rows for message in self._messages(row)]
             enqueue_many = getattr(self.broker, "enqueue_many", None)
             if enqueue_many is not None:
@@ -141,6 +150,21 @@ class OutboxRelay:
                     update(OutboxEvent).where(OutboxEvent.id.in_([r.id for r in rows])).values(sent_at=text("now()"))
                 )
             return len(rows)
+
+    def _known(self, rows: Sequence[OutboxEvent]) -> Sequence[OutboxEvent]:
+        """*rows* up to the first whose event is not in this process's catalog (left, in order, for another relay)."""
+        for index, row in enumerate(rows):
+            try:
+                event_spec(row.event_name)
+            except UnknownEvent:
+                logger.warning(
+                    "Outbox row %s is event %r, unknown to this process (an older version?); "
+                    "it and the rows after it are left for a relay that knows it.",
+                    row.id,
+                    row.event_name,
+                )
+                return rows[:index]
+        return rows
 
     def _messages(self, row: OutboxEvent) -> list[dramatiq.Message[Any]]:
         """The messages *row* is relayed as (none if it no longer validates)."""

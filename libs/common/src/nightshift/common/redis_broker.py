@@ -630,7 +630,9 @@ class WakingConsumer(_RedisConsumer):  # type: ignore[misc]
                 return self._next_cached()
             self._idle = True
             return None
-        except redis.ConnectionError as error:
+        except (redis.ConnectionError, redis.TimeoutError) as error:
+            # A stalled connection (socket timeout) is a connection error too: Dramatiq restarts
+            # the consumer after it, where any other exception would end the consumer thread.
             raise ConnectionClosed(error) from None
 
     def close(self) -> None:
@@ -640,8 +642,11 @@ class WakingConsumer(_RedisConsumer):  # type: ignore[misc]
         is still in this consumer's cache is only known here.
 
         Raises:
-          ConnectionClosed: When Redis cannot be reached (the messages then
-            wait in the ack set for the recovery of dead workers' messages).
+          ConnectionClosed: When Redis cannot be reached or does not answer in
+            time (the messages then wait in the ack set for the recovery of dead
+            workers' messages). Never a bare Redis error: Dramatiq closes the
+            consumer inside its own error handling, and anything but
+            ``ConnectionClosed`` escaping there ends the consumer thread for good.
         """
         self._closed = True
         cached, self.message_cache = self.message_cache, []
@@ -656,7 +661,7 @@ class WakingConsumer(_RedisConsumer):  # type: ignore[misc]
             self.broker.do_requeue(self.queue_name, *redis_ids)
             # Tell idle consumers elsewhere at once, as an enqueue would.
             self.broker.client.rpush(self.broker.keys.wake(self.queue_name), *["1"] * min(len(redis_ids), WAKE_TOKENS))
-        except redis.ConnectionError as error:
+        except (redis.ConnectionError, redis.TimeoutError) as error:
             raise ConnectionClosed(error) from None
 
     def _take_acks(self) -> list[str]:

@@ -64,6 +64,10 @@ def redis_client(settings: CommonSettings, *, db: int | None = None, **options: 
     Every Redis client of the platform is built here, with the TLS material of
     ``REDIS_TLS_*`` (see :mod:`nightshift.common.redis_client`).
 
+    It gets the deployment's timeouts (``REDIS_SOCKET_TIMEOUT_S``,
+    ``REDIS_CONNECT_TIMEOUT_S``, ``REDIS_HEALTH_CHECK_INTERVAL_S``) unless *options*
+    name their own (a readiness probe's one second).
+
     Parameters:
       db: The database (``REDIS_URL``'s by default).
       options: More connection options (``socket_timeout``…).
@@ -71,6 +75,7 @@ def redis_client(settings: CommonSettings, *, db: int | None = None, **options: 
     Raises:
       ConfigurationError: TLS material given for a URL that does not use TLS.
     """
+    options = {**settings.redis_socket_options(), **options}
     if not settings.redis_sentinels:
         url = settings.redis_url if db is None else with_redis_db(settings.redis_url, db)
         return redis.Redis.from_url(url, **connection_options(url, settings.redis_tls), **options)

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
-from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from nightshift.common.errors import ConfigurationError
@@ -62,6 +62,14 @@ class CommonSettings(ServiceSettings):
     #: Replicas that must acknowledge each enqueue (``WAIT``) before it is accepted; 0: none.
     redis_wait_replicas: int = Field(default=0, ge=0)
     redis_wait_timeout_ms: int = Field(default=1000, ge=1)
+    #: A Redis reply awaited longer than this is a ``TimeoutError`` (a black-holed connection
+    #: must not hang a publisher); idle ``BLPOP`` waits are kept to half of it, and it must
+    #: outlast the job event stream's 1 s ``XREAD`` block, hence at least 2.
+    redis_socket_timeout_s: float = Field(default=5.0, ge=2.0)
+    #: How long connecting to Redis may take before ``ConnectionError``.
+    redis_connect_timeout_s: float = Field(default=2.0, gt=0)
+    #: A connection idle this long is PINGed before it is used again (a dropped one is replaced); 0: never.
+    redis_health_check_interval_s: int = Field(default=30, ge=0)
     #: Dramatiq's maintenance uses KEYS, so the broker lives on a database of its own.
     broker_redis_db: int = Field(default=1, ge=0, le=15)
     #: The CA that signs the Redis server's certificate (``rediss://`` only; the system's CAs otherwise).
@@ -130,6 +138,23 @@ class CommonSettings(ServiceSettings):
 
             parse_sentinels(value)
         return value
+
+    @model_validator(mode="after")
+    def _wait_within_socket_timeout(self) -> CommonSettings:
+        if self.redis_wait_timeout_ms / 1000 >= self.redis_socket_timeout_s:
+            raise ValueError(
+                f"REDIS_WAIT_TIMEOUT_MS ({self.redis_wait_timeout_ms}) must be shorter than "
+                f"REDIS_SOCKET_TIMEOUT_S ({self.redis_socket_timeout_s}): WAIT blocks on the socket"
+            )
+        return self
+
+    def redis_socket_options(self) -> dict[str, Any]:
+        """The redis-py timeouts every client of the platform gets (see ``redis_ha.redis_client``)."""
+        return {
+            "socket_timeout": self.redis_socket_timeout_s,
+            "socket_connect_timeout": self.redis_connect_timeout_s,
+            "health_check_interval": self.redis_health_check_interval_s,
+        }
 
     @field_validator("database_url")
     @classmethod

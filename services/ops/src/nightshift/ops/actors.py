@@ -23,6 +23,7 @@ from nightshift.common.contracts.ops import (
     AlertNoticeRef,
     ReportRequest,
 )
+from nightshift.common.redis_ha import redis_client
 from nightshift.ops import alert_delivery, alert_lifecycle, maintenance, report_email, reports
 from nightshift.ops.context import service_queues
 from nightshift.ops.settings import OpsSettings
@@ -45,7 +46,17 @@ def _redis_broker() -> RedisBroker:
 
 
 def _broker_client() -> redis.Redis[bytes]:
-    return redis.Redis.from_url(runtime.settings().broker_url)
+    settings = runtime.settings()
+    return redis_client(settings, db=settings.broker_redis_db)  # through Sentinel when configured
+
+
+def _cache_client() -> redis.Redis[bytes]:
+    """``OPS_CACHE_REDIS_URL``'s Redis when set, else the application's (through Sentinel when configured)."""
+    url = _options().cache_redis_url
+    if not url:
+        return runtime.app_redis()
+    # The platform's client options (TLS, timeouts) on the cache's own URL, not through Sentinel.
+    return redis_client(runtime.settings().model_copy(update={"redis_url": url, "redis_sentinels": None}))
 
 
 @contract_actor(RECORD_RAISED_ALERT)
@@ -69,9 +80,7 @@ def deliver_alert_notice(payload: AlertNoticeRef) -> None:
 def collect_cache_stats(payload: NoArguments) -> None:
     """Sample the application cache and store a point of its statistics."""
     options = _options()
-    client = runtime.resource(
-        lambda: redis.Redis.from_url(options.cache_url(runtime.settings().redis_url)), key="cache"
-    )
+    client = runtime.resource(_cache_client, key="cache")
     maintenance.collect_cache_stats(runtime.session_factory(), client, options, run_key=_run_key("cache_stats"))
 
 

@@ -88,9 +88,9 @@ def create_app(ctx: OpsContext | None = None) -> FastAPI:
     app.include_router(api.router)
     app.include_router(pages.router)
     registry = ops_registry(ctx)
-    readiness = readiness_check(
-        redis_client(ctx.settings, socket_timeout=1, socket_connect_timeout=1), ctx.sessions.kw["bind"]
-    )
+    # Through Sentinel when configured, as every client of the platform.
+    probe = redis_client(ctx.settings, socket_timeout=1, socket_connect_timeout=1)
+    readiness = readiness_check(probe, ctx.sessions.kw["bind"])
 
     @app.exception_handler(LoginRequired)
     async def to_login(request: Request, error: LoginRequired) -> Response:

@@ -88,7 +88,8 @@ class OpsSettings(ServiceSettings):
     alert_raised_resolve_after_s: int = Field(default=86_400, ge=60)
 
     # --- maintenance (docs/alerts.md) --------------------------------------------------------
-    #: The application's cache (a Redis database of its own); none: ``REDIS_URL``.
+    #: The application's cache (a Redis database of its own); none: the application's Redis
+    #: (``REDIS_URL``, or through Sentinel when ``REDIS_SENTINELS`` is set).
     cache_redis_url: str | None = None
     #: Keys sampled with ``SCAN`` per run of ``collect_cache_stats``.
     cache_sample_keys: int = Field(default=2000, ge=10)
@@ -124,7 +125,3 @@ class OpsSettings(ServiceSettings):
         if info.data.get("alert_webhook_url") and not value:
             raise ValueError("required when OPS_ALERT_WEBHOOK_URL is set")
         return value
-
-    def cache_url(self, redis_url: str) -> str:
-        """The cache's Redis: ``OPS_CACHE_REDIS_URL``, else *redis_url* (the application's)."""
-        return self.cache_redis_url or redis_url
