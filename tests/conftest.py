@@ -78,8 +78,9 @@ def env(monkeypatch: pytest.MonkeyPatch, redis_url: str, database_url: str, tmp_
 def redis_client(env: CommonSettings) -> redis.Redis[bytes]:
     """A client on the broker database, emptied first."""
     client = redis.Redis.from_url(env.broker_url)
-    client.flushdb()
-    redis.Redis.from_url(env.redis_url).flushdb()
+    # A long timeout for the flushes alone: emptying what a chaos scenario left (a million keys) takes seconds.
+    redis.Redis.from_url(env.broker_url, socket_timeout=120).flushdb()
+    redis.Redis.from_url(env.redis_url, socket_timeout=120).flushdb()
     return client
 
 
